@@ -1,0 +1,162 @@
+"""The ``inbetween`` command: ``inbetween COMMAND [hydra overrides...]``.
+
+Each command is a Hydra application whose primary config is ``conf/COMMAND.yaml``, so
+every Hydra feature works after the command word (``--multirun``, ``--cfg job``,
+``hydra/launcher=local``, ...). ``output_dir=DIR`` also moves Hydra's own run folder
+(or sweep folder, with ``--multirun``) there, so one run leaves one folder.
+
+Exit status: 0 on success; 2 for a mistake the user can fix (bad input, unknown config
+key or option), printed as one paragraph without a traceback; 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+import inbetween
+from inbetween import config, pipeline
+from inbetween.errors import InbetweenError
+from inbetween.storyboard import load_storyboard
+
+USAGE = """usage: inbetween COMMAND [key=value ...] [--multirun] [hydra options]
+
+commands:
+  generate      storyboard -> keyframes -> in-betweens -> video
+                  inbetween generate storyboard=FILE|'[prompt, prompt, ...]' between=N seed=S output_dir=DIR
+  interpolate   your own keyframes -> in-betweens -> video
+                  inbetween interpolate images='[a.png,b.png,...]' between=N output_dir=DIR
+  evaluate      PSNR / SSIM / warping error of interpolators against ground truth
+                  inbetween evaluate methods='[linear,flow_warp,minterpolate]' output_dir=DIR
+
+Stage choices: keyframes=world|images  flow=dis|farneback  interpolate=flow_warp|linear|minterpolate
+`inbetween COMMAND --help` lists every option; `inbetween COMMAND --cfg job` prints the config."""
+
+_task_started = False
+
+
+def _instantiate(node: DictConfig) -> Any:
+    """Build a stage from its config; constructor errors become user-facing errors."""
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, InbetweenError):
+            raise cause from None
+        raise InbetweenError(f"{error} Check the stage's options in conf/.") from None
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers -> plain Python lists and dicts."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def _record(cfg: DictConfig, command: str) -> dict[str, Any]:
+    """What ``run.json`` keeps of the configuration: choices, overrides, resolved config."""
+    hydra_cfg = HydraConfig.get()
+    return {
+        "command": command,
+        "choices": {group: choice for group, choice in hydra_cfg.runtime.choices.items() if not group.startswith("hydra")},
+        "overrides": list(hydra_cfg.overrides.task),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def _run_stages(cfg: DictConfig, storyboard, keyframes, command: str) -> None:
+    stages = pipeline.Stages(keyframes, _instantiate(cfg.flow), _instantiate(cfg.interpolate))
+    pipeline.run(storyboard, stages, cfg.seed, cfg.output_dir, cfg.output.scale, record=_record(cfg, command))
+
+
+def generate(cfg: DictConfig) -> None:
+    """``inbetween generate``: a storyboard's keyframes, filled with motion."""
+    storyboard = load_storyboard(_plain(cfg.storyboard), cfg.between, cfg.fps)
+    _run_stages(cfg, storyboard, _instantiate(cfg.keyframes), "generate")
+
+
+def interpolate(cfg: DictConfig) -> None:
+    """``inbetween interpolate``: the animator's own keyframes, filled with motion."""
+    from keyframes.images import ImageKeyframes  # noqa: PLC0415 - the one keyframe source this command uses
+
+    images = _plain(cfg.images)
+    if not isinstance(images, list) or len(images) < 2:
+        raise InbetweenError(
+            f"interpolate needs two or more keyframe images as a list, got {images!r}; "
+            "e.g. images='[a.png,b.png,c.png]'."
+        )
+    storyboard = load_storyboard([str(path) for path in images], cfg.between, cfg.fps)
+    _run_stages(cfg, storyboard, ImageKeyframes(), "interpolate")
+
+
+def evaluate(cfg: DictConfig) -> None:
+    """``inbetween evaluate``: interpolators against ground truth, one table per dataset."""
+    from inbetween import evaluation  # noqa: PLC0415 - heavy, only this command needs it
+
+    evaluation.run_from_config(cfg, record=_record(cfg, "evaluate"))
+
+
+COMMANDS: dict[str, Callable[[DictConfig], None]] = {
+    "generate": generate,
+    "interpolate": interpolate,
+    "evaluate": evaluate,
+}
+
+
+def _user_errors_exit_2(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """Run ``task``; an :class:`InbetweenError` prints its message and exits with status 2."""
+
+    @functools.wraps(task)
+    def guarded(cfg: DictConfig) -> None:
+        global _task_started
+        _task_started = True
+        try:
+            task(cfg)
+        except InbetweenError as error:
+            print(f"inbetween: error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return guarded
+
+
+def _route_output_dir(overrides: Sequence[str]) -> list[str]:
+    """Turn ``output_dir=DIR`` into Hydra's run (or sweep) dir, so ``output_dir`` follows it."""
+    multirun = any(arg in ("-m", "--multirun") for arg in overrides)
+    target = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    return [f"{target}={arg.split('=', 1)[1]}" if arg.startswith("output_dir=") else arg for arg in overrides]
+
+
+def _asset_path(name: str) -> str:
+    return str(Path(inbetween.__file__).parent / "assets" / name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``inbetween`` console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, overrides = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"inbetween: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.\n\n{USAGE}",
+              file=sys.stderr)
+        return 2
+    config.register()
+    if not OmegaConf.has_resolver("asset"):
+        OmegaConf.register_new_resolver("asset", _asset_path)
+    sys.argv = [f"inbetween-{command}", *_route_output_dir(overrides)]
+    app = hydra.main(version_base="1.3", config_path="pkg://conf", config_name=command)(
+        _user_errors_exit_2(COMMANDS[command]))
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        # Hydra exits 1 for errors it reports itself; before the task starts those are
+        # configuration mistakes (unknown key or option, bad override): the user's to fix.
+        return 2 if code == 1 and not _task_started else code
+    return 0

@@ -1,0 +1,302 @@
+"""``inbetween evaluate``: interpolators against ground truth, every method in one run.
+
+Datasets (each yields :class:`Case` objects: two keyframes, the times between them and
+the true frames at those times):
+
+* ``world``: seeded Shapes World clips of every motion kind, keyframes ``gap`` frames
+  apart (``gap - 1`` in-betweens), exact ground-truth flow.
+* ``triplets``: every triplet of ``adacof_testsets`` (Middlebury-other, DAVIS, UCF101,
+  and the odd frames of ``sample_video`` from its even frames). Evaluation only.
+* ``videos``: real videos with every other frame dropped; the dropped frame is the truth.
+
+Metrics per case, averaged per (subset, method): PSNR (dB, 8-bit frames, peak 255), SSIM
+(Gaussian window 11, on [0, 1]), warping error (temporal consistency: mean absolute
+difference in 8-bit units between each frame of ``[left, in-betweens..., right]`` and its
+successor warped back by the *reference* flow, over pixels the reference marks visible;
+the reference flow is exact on world clips and DIS between true frames on real data, the
+same for every method), and seconds per in-between frame (flow estimation included).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import hydra
+import kornia
+import numpy as np
+import torch
+from hydra.errors import MissingConfigException
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from inbetween.errors import InbetweenError
+from inbetween.sweep import markdown_table
+from inbetween.video import atomic_path, from_uint8, read_image, read_video, to_uint8
+from inbetween.warp import backward_warp, occlusion_mask
+from inbetween.world import CLIP_KINDS, Clip
+
+log = logging.getLogger(__name__)
+
+PSNR_CAP = 100.0
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+@dataclass
+class Case:
+    """One interpolation problem with its answer.
+
+    ``keys``: uint8 ``(2, H, W, 3)``; ``times``: ``T`` times in ``(0, 1)``; ``truth``:
+    uint8 ``(T, H, W, 3)``. ``reference_flows`` ``(T + 1, 2, H, W)`` and ``reference_visible``
+    ``(T + 1, H, W)`` describe the motion between consecutive frames of
+    ``[left, truth..., right]`` (``None`` until :func:`with_reference_flow` fills them).
+    """
+
+    subset: str
+    name: str
+    keys: np.ndarray
+    times: list[float]
+    truth: np.ndarray
+    reference_flows: np.ndarray | None = None
+    reference_visible: np.ndarray | None = None
+
+    @property
+    def sequence(self) -> np.ndarray:
+        """``[left, truth..., right]``, uint8 ``(T + 2, H, W, 3)``."""
+        return np.concatenate([self.keys[:1], self.truth, self.keys[1:]])
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def world_cases(gaps: Sequence[int], clips_per_kind: int, size: int, seed: int) -> Iterator[Case]:
+    """Shapes World clips with keyframes ``gap`` frames apart; clip seeds start at ``seed``."""
+    for gap in gaps:
+        if gap < 2:
+            raise InbetweenError(f"world gaps must be 2 or more frames apart, got {gap}.")
+        times = [j / gap for j in range(1, gap)]
+        for kind_index, kind in enumerate(CLIP_KINDS):
+            for index in range(clips_per_kind):
+                clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
+                frame_times = [0.0, *times, 1.0]
+                frames = np.stack([clip.render(t, size) for t in frame_times])
+                pairs = list(zip(frame_times[:-1], frame_times[1:]))
+                yield Case(
+                    subset=f"gap {gap}",
+                    name=f"{kind}-{index}",
+                    keys=frames[[0, -1]],
+                    times=times,
+                    truth=frames[1:-1],
+                    reference_flows=np.stack([clip.flow(t0, t1, size) for t0, t1 in pairs]),
+                    reference_visible=np.stack([clip.visible_mask(t0, t1, size) for t0, t1 in pairs]),
+                )
+
+
+def _triplet_files(root: Path) -> Iterator[tuple[str, str, tuple[Path, Path, Path]]]:
+    """``(subset, name, (first, middle, last))`` for every triplet under ``root``."""
+    for subset in ("middlebury_others", "davis"):
+        for sequence in sorted((root / subset / "input").glob("*")):
+            gt = root / subset / "gt" / sequence.name / "frame10i11.png"
+            yield subset, sequence.name, (sequence / "frame10.png", gt, sequence / "frame11.png")
+    for folder in sorted((root / "ucf101").glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else 0):
+        yield "ucf101", folder.name, tuple(folder / f"frame{i}.png" for i in range(3))
+    frames = sorted((root / "sample_video").glob("*.png"))
+    for start in range(0, len(frames) - 2, 2):
+        yield "sample_video", frames[start + 1].stem, tuple(frames[start:start + 3])
+
+
+def triplet_cases(root: str | Path, limit: int | None = None) -> Iterator[Case]:
+    """Every triplet of an ``adacof_testsets`` folder (``limit`` per subset, if given)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InbetweenError(
+            f"triplet folder '{root}' does not exist. Point triplets.root (or data_root) at the "
+            "adacof_testsets folder, e.g. data_root=../shared/data/real."
+        )
+    taken: dict[str, int] = {}
+    for subset, name, paths in _triplet_files(root):
+        if limit is not None and taken.get(subset, 0) >= limit:
+            continue
+        taken[subset] = taken.get(subset, 0) + 1
+        first, middle, last = (read_image(path) for path in paths)
+        yield Case(subset, name, np.stack([first, last]), [0.5], middle[None])
+
+
+def _video_paths(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found += sorted(p for p in entry.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif entry.is_file():
+            found.append(entry)
+        else:
+            raise InbetweenError(f"video path '{entry}' does not exist. Give video files or folders of them in videos.paths.")
+    if not found:
+        raise InbetweenError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) found in {list(paths)}.")
+    return found
+
+
+def video_cases(paths: Sequence[str], max_frames: int) -> Iterator[Case]:
+    """Real videos with every other frame dropped: frames ``2i`` and ``2i + 2`` are the
+    keyframes, frame ``2i + 1`` the truth; the first ``max_frames`` frames of each video."""
+    for path in _video_paths(paths):
+        frames = read_video(path, max_frames=max_frames)
+        for start in range(0, len(frames) - 2, 2):
+            yield Case(path.stem, f"{path.stem}-{start + 1:04d}", frames[[start, start + 2]], [0.5],
+                       frames[start + 1:start + 2])
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def psnr(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Mean PSNR in dB over frames of uint8 ``(T, H, W, 3)`` arrays (peak 255); an exact
+    frame counts as :data:`PSNR_CAP` dB rather than infinity."""
+    error = (prediction.astype(np.float64) - truth.astype(np.float64)) ** 2
+    mse = error.reshape(len(error), -1).mean(axis=1)
+    return float(np.mean(np.minimum(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12)), PSNR_CAP)))
+
+
+def ssim(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Mean SSIM over frames of uint8 ``(T, H, W, 3)`` arrays (window 11, images in [0, 1])."""
+    unit = [(from_uint8(pixels) + 1) / 2 for pixels in (prediction, truth)]
+    return float(kornia.metrics.ssim(*unit, 11).mean())
+
+
+def warping_error(frames: np.ndarray, flows: np.ndarray, visible: np.ndarray) -> float:
+    """Temporal consistency of uint8 frames ``(N, H, W, 3)`` under reference ``flows``
+    ``(N - 1, 2, H, W)`` and masks ``visible`` ``(N - 1, H, W)``: mean absolute 8-bit
+    difference between frame ``k`` and frame ``k + 1`` warped back to it."""
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    warped = backward_warp(images[1:], torch.from_numpy(flows))
+    difference = (images[:-1] - warped).abs().mean(dim=1)
+    mask = torch.from_numpy(visible).float()
+    return float((difference * mask).sum() / mask.sum().clamp(min=1))
+
+
+def with_reference_flow(case: Case, flow_estimator) -> Case:
+    """Fill a real case's reference flows by estimating them between its true frames."""
+    if case.reference_flows is not None:
+        return case
+    sequence = from_uint8(case.sequence)
+    forward, backward = flow_estimator.bidirectional(sequence[:-1], sequence[1:])
+    case.reference_flows = forward.numpy()
+    case.reference_visible = occlusion_mask(forward, backward)[:, 0].numpy() > 0.5
+    return case
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def interpolate_case(method, flow_estimator, case: Case) -> tuple[np.ndarray, float]:
+    """Run one method on one case: uint8 in-betweens ``(T, H, W, 3)`` and seconds taken."""
+    left, right = from_uint8(case.keys[:1]), from_uint8(case.keys[1:])
+    started = time.perf_counter()
+    flow_lr = flow_rl = None
+    if method.needs_flow:
+        flow_lr, flow_rl = flow_estimator.bidirectional(left, right)
+    frames = method(left, right, flow_lr, flow_rl, case.times)[0]
+    return to_uint8(frames), time.perf_counter() - started
+
+
+def score_case(prediction: np.ndarray, seconds: float, case: Case) -> dict[str, float]:
+    sequence = np.concatenate([case.keys[:1], prediction, case.keys[1:]])
+    return {
+        "psnr": psnr(prediction, case.truth),
+        "ssim": ssim(prediction, case.truth),
+        "warp_error": warping_error(sequence, case.reference_flows, case.reference_visible),
+        "s_per_frame": seconds / len(case.times),
+    }
+
+
+def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimator,
+                   description: str) -> list[dict[str, Any]]:
+    """Score every method on every case; one row per (case, method)."""
+    rows = []
+    for case in tqdm(cases, desc=description, unit="case", disable=None):
+        with_reference_flow(case, flow_estimator)
+        for name, method in methods.items():
+            prediction, seconds = interpolate_case(method, flow_estimator, case)
+            rows.append({"subset": case.subset, "case": case.name, "method": name,
+                         **score_case(prediction, seconds, case)})
+    return rows
+
+
+METRICS = ("psnr", "ssim", "warp_error", "s_per_frame")
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean of each metric per (subset, method), then per method over all cases."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["subset"], row["method"]), []).append(row)
+        groups.setdefault(("all", row["method"]), []).append(row)
+    table = []
+    for (subset, method), members in groups.items():
+        means = {metric: float(np.mean([m[metric] for m in members])) for metric in METRICS}
+        table.append({"subset": subset, "method": method, "cases": len(members), **means})
+    return table
+
+
+def write_table(output_dir: Path, dataset: str, table: list[dict[str, Any]]) -> str:
+    """Write ``eval_DATASET.csv`` and ``eval_DATASET.md``; return the markdown."""
+    columns = ["subset", "method", "cases", *METRICS]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(table)
+    with atomic_path(output_dir / f"eval_{dataset}.csv") as tmp:
+        tmp.write_text(buffer.getvalue())
+    markdown = markdown_table(table, columns)
+    with atomic_path(output_dir / f"eval_{dataset}.md") as tmp:
+        tmp.write_text(markdown)
+    return markdown
+
+
+def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
+    """The cases of dataset ``name`` as configured under ``cfg[name]``."""
+    if name == "world":
+        return world_cases(list(cfg.world.gaps), cfg.world.clips_per_kind, cfg.world.size, cfg.world.seed)
+    if name == "triplets":
+        return triplet_cases(cfg.triplets.root, cfg.triplets.limit)
+    if name == "videos":
+        return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
+    raise InbetweenError(f"unknown dataset '{name}'; choose from world, triplets, videos.")
+
+
+def load_methods(names: Sequence[str]) -> dict[str, Any]:
+    """Instantiate each named ``interpolate`` config (``conf/interpolate/NAME.yaml``)."""
+    methods = {}
+    for name in names:
+        try:
+            node = hydra.compose(overrides=[f"+interpolate={name}"]).interpolate
+        except MissingConfigException:
+            raise InbetweenError(f"unknown method '{name}': there is no conf/interpolate/{name}.yaml.") from None
+        methods[name] = hydra.utils.instantiate(node)
+    return methods
+
+
+def run_from_config(cfg: DictConfig, record: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate ``cfg.methods`` on ``cfg.datasets``; print and write one table per dataset."""
+    output_dir = Path(cfg.output_dir)
+    methods = load_methods(list(cfg.methods))
+    flow_estimator = hydra.utils.instantiate(cfg.flow)
+    metrics: dict[str, float] = {}
+    torch.manual_seed(cfg.seed)
+    with torch.inference_mode():
+        for dataset in cfg.datasets:
+            table = summarise(evaluate_cases(dataset_cases(dataset, cfg), methods, flow_estimator, dataset))
+            markdown = write_table(output_dir, dataset, table)
+            print(f"\n## {dataset}\n\n{markdown}")
+            metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]
+                            for row in table if row["subset"] == "all" for metric in METRICS})
+    summary = {**record, "metrics": metrics}
+    with atomic_path(output_dir / "run.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=str))
+    return summary

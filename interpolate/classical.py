@@ -1,0 +1,202 @@
+"""Classical interpolators: cross-fade, flow warping, and ffmpeg's minterpolate."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Sequence
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+
+from inbetween.errors import InbetweenError
+from inbetween.video import from_uint8, to_uint8
+from inbetween.warp import backward_warp, time_flows
+from interpolate.base import Interpolator
+
+#: minterpolate refuses frames smaller than this in either dimension.
+_MINTERPOLATE_MIN_SIZE = 16
+
+
+def check_times(times: Sequence[float]) -> list[float]:
+    """Return ``times`` as floats, or raise :class:`InbetweenError` if one is outside ``[0, 1]``."""
+    times = [float(t) for t in times]
+    outside = [t for t in times if not 0.0 <= t <= 1.0]
+    if outside:
+        raise InbetweenError(f"interpolation times must lie in [0, 1]; got {outside}")
+    return times
+
+
+def _stack_times(frames: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Stack ``T`` frames ``(B, 3, H, W)`` into ``(B, T, 3, H, W)`` (``T`` may be 0)."""
+    if not frames:
+        return like.new_zeros((like.shape[0], 0, *like.shape[1:]))
+    return torch.stack(frames, dim=1)
+
+
+class LinearInterpolator(Interpolator):
+    """Cross-fade: ``(1 - t) * left + t * right``. Uses no flow."""
+
+    name = "linear"
+    needs_flow = False
+
+    def __call__(self, left, right, flow_lr, flow_rl, times):
+        frames = [(1 - t) * left + t * right for t in check_times(times)]
+        return _stack_times(frames, left)
+
+
+class FlowWarpInterpolator(Interpolator):
+    """Warps both keyframes to time ``t`` along the flow and blends them.
+
+    The flows from time ``t`` come from :func:`inbetween.warp.time_flows`
+    (consistency-weighted bidirectional splatting). Both keyframes are backward-warped
+    to ``t`` and blended with weights ``(1 - t) (v0 + f)`` and ``t (v1 + f)``, where
+    ``v0`` / ``v1`` in ``[0, 1]`` say whether the intermediate pixel is visible in the
+    left / right keyframe, so a region being covered or uncovered is taken mostly from
+    the one frame that shows it (Super SloMo's visibility-weighted fusion), and ``f`` is
+    ``visibility_floor``. Where neither frame is trusted the blend falls back to the
+    plain ``(1 - t, t)`` mix.
+
+    ``visibility_floor`` says how far to trust the visibility estimate: with exact flow
+    a small floor is best (0.01: +8 dB over the plain mix around a moving square), but
+    with real, noisy flow the occlusion test often fires on plain flow errors, where
+    averaging both warps is safer. The default 0.3 caps the occlusion evidence at about
+    4:1 and costs at most 0.1 dB against the plain mix on real footage while keeping
+    most of the gain at true occlusions. ``occlusion_aware=False`` uses the plain mix
+    everywhere.
+
+    ``alpha`` and ``beta`` set the forward-backward consistency tolerance (see
+    :func:`inbetween.warp.occlusion_mask`).
+    """
+
+    name = "flow_warp"
+    needs_flow = True
+
+    def __init__(
+        self,
+        occlusion_aware: bool = True,
+        alpha: float = 0.01,
+        beta: float = 0.5,
+        visibility_floor: float = 0.3,
+    ) -> None:
+        self.occlusion_aware = occlusion_aware
+        self.alpha = alpha
+        self.beta = beta
+        self.visibility_floor = visibility_floor
+
+    def frame_at(self, left, right, flow_lr, flow_rl, t: float) -> torch.Tensor:
+        """The frame at time ``t``, ``(B, 3, H, W)``."""
+        flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta)
+        warped_left = backward_warp(left, flows.flow_t0)
+        warped_right = backward_warp(right, flows.flow_t1)
+        if self.occlusion_aware:
+            weight_left = (1 - t) * (flows.visible_0 + self.visibility_floor)
+            weight_right = t * (flows.visible_1 + self.visibility_floor)
+        else:
+            weight_left, weight_right = 1 - t, t
+        blend = (weight_left * warped_left + weight_right * warped_right) / (weight_left + weight_right)
+        return blend.clamp(-1, 1)
+
+    def __call__(self, left, right, flow_lr, flow_rl, times):
+        if flow_lr is None or flow_rl is None:
+            raise InbetweenError("the flow_warp interpolator needs flow in both directions; configure a flow estimator")
+        flow_lr, flow_rl = flow_lr.to(left), flow_rl.to(left)
+        frames = [self.frame_at(left, right, flow_lr, flow_rl, t) for t in check_times(times)]
+        return _stack_times(frames, left)
+
+
+def _common_denominator(times: Sequence[float], max_denominator: int, tolerance: float = 1e-6) -> int:
+    """Smallest ``D <= max_denominator`` with every ``t * D`` an integer, else :class:`InbetweenError`."""
+    for denominator in range(1, max_denominator + 1):
+        if all(abs(t * denominator - round(t * denominator)) < tolerance * denominator for t in times):
+            return denominator
+    raise InbetweenError(
+        f"minterpolate can only make frames at evenly spaced times k/N (N <= {max_denominator}); "
+        f"got times {list(times)}. Ask for evenly spaced in-betweens such as [1/3, 2/3], "
+        "or use the flow_warp interpolator for arbitrary times."
+    )
+
+
+class MinterpolateInterpolator(Interpolator):
+    """ffmpeg's ``minterpolate`` filter (block-matching motion-compensated interpolation).
+
+    An external baseline. Each pair of keyframes is piped to the bundled ffmpeg as a
+    1 fps rawvideo clip and re-timed to ``N`` fps, which yields the frames at times
+    ``k / N``. So the requested times must all be multiples of ``1 / N`` for some
+    ``N <= max_denominator`` (e.g. evenly spaced in-betweens ``k / (n + 1)``);
+    other times raise :class:`InbetweenError`.
+
+    ``mode``, ``mc_mode``, ``me_mode``, ``me``, ``mb_size``, ``search_param`` and
+    ``vsbmc`` are the filter's ``mi_mode``, ``mc_mode``, ``me_mode``, ``me``,
+    ``mb_size``, ``search_param`` and ``vsbmc`` options; scene-change detection is off.
+    Frames go through full-range YUV 4:4:4 (the filter works in YUV), so no chroma is
+    subsampled.
+    """
+
+    name = "minterpolate"
+    needs_flow = False
+
+    def __init__(
+        self,
+        mode: str = "mci",
+        mc_mode: str = "aobmc",
+        me_mode: str = "bidir",
+        me: str = "epzs",
+        mb_size: int = 8,
+        search_param: int = 64,
+        vsbmc: bool = True,
+        max_denominator: int = 64,
+    ) -> None:
+        self.mode = mode
+        self.mc_mode = mc_mode
+        self.me_mode = me_mode
+        self.me = me
+        self.mb_size = mb_size
+        self.search_param = search_param
+        self.vsbmc = vsbmc
+        self.max_denominator = max_denominator
+
+    def _filter(self, fps: int) -> str:
+        options = (
+            f"fps={fps}:mi_mode={self.mode}:mc_mode={self.mc_mode}:me_mode={self.me_mode}:me={self.me}"
+            f":mb_size={self.mb_size}:search_param={self.search_param}:vsbmc={int(self.vsbmc)}:scd=none"
+        )
+        return f"scale=out_range=full,format=yuvj444p,minterpolate={options},scale=in_range=full,format=rgb24"
+
+    def _run(self, left: np.ndarray, right: np.ndarray, denominator: int) -> np.ndarray:
+        """Frames at times ``k / denominator``, ``k = 0..denominator``: ``(denominator + 1, H, W, 3)`` uint8.
+
+        The filter needs at least 16 x 16 pixels and searches whole blocks, so the frames
+        are edge-padded on the right and bottom to a multiple of the block size (at least
+        16) and cropped back. It emits an interval's frames only once the frame after
+        it has arrived, so ``right`` is sent twice.
+        """
+        height, width, _ = left.shape
+        padded_height, padded_width = (
+            max(_MINTERPOLATE_MIN_SIZE, -(-size // self.mb_size) * self.mb_size) for size in (height, width)
+        )
+        padding = ((0, padded_height - height), (0, padded_width - width), (0, 0))
+        stream = b"".join(np.pad(frame, padding, mode="edge").tobytes() for frame in (left, right, right))
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{padded_width}x{padded_height}", "-r", "1", "-i", "-",
+            "-vf", self._filter(denominator), "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ]
+        result = subprocess.run(command, input=stream, capture_output=True, check=False)
+        wanted = (denominator + 1) * padded_height * padded_width * 3
+        if result.returncode != 0 or len(result.stdout) < wanted:
+            message = result.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"ffmpeg minterpolate failed (exit {result.returncode}): {message}")
+        frames = np.frombuffer(result.stdout[:wanted], np.uint8)
+        return frames.reshape(denominator + 1, padded_height, padded_width, 3)[:, :height, :width]
+
+    def __call__(self, left, right, flow_lr, flow_rl, times):
+        times = check_times(times)
+        if not times:
+            return _stack_times([], left)
+        denominator = _common_denominator(times, self.max_denominator)
+        indices = [round(t * denominator) for t in times]
+        pairs = zip(to_uint8(left), to_uint8(right))
+        frames = [self._run(item_left, item_right, denominator)[indices] for item_left, item_right in pairs]
+        return from_uint8(np.stack(frames)).to(left.device, left.dtype)
+

@@ -1,0 +1,55 @@
+"""Shared test helpers: run the real ``inbetween`` console script, make keyframe files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inbetween.video import write_png
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "real"
+
+
+def inbetween_executable() -> list[str]:
+    """The installed console script (falls back to the module when not on PATH)."""
+    script = shutil.which("inbetween")
+    return [script] if script else [sys.executable, "-c", "import sys; from inbetween.cli import main; sys.exit(main())"]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``inbetween ARGS...`` in ``cwd``; returns the finished process (text output)."""
+    return subprocess.run([*inbetween_executable(), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def load_run(output_dir: Path) -> dict:
+    return json.loads((output_dir / "run.json").read_text())
+
+
+def textured_frames(count: int, height: int = 48, width: int = 64, shift: int = 3, seed: int = 0) -> list[np.ndarray]:
+    """``count`` uint8 RGB frames of a smooth random texture moving ``shift`` px right per frame."""
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height + 8, width + shift * count + 8, 3))
+    import cv2  # noqa: PLC0415
+
+    texture = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    return [(texture[4:4 + height, 4 + shift * (count - i):4 + shift * (count - i) + width] * 255).astype(np.uint8)
+            for i in range(count)]
+
+
+@pytest.fixture
+def keyframe_files(tmp_path: Path) -> list[Path]:
+    """Three same-size PNG keyframes on disk."""
+    paths = []
+    for index, frame in enumerate(textured_frames(3)):
+        path = tmp_path / f"key{index}.png"
+        write_png(path, frame)
+        paths.append(path)
+    return paths

@@ -1,0 +1,147 @@
+"""End to end through the installed ``inbetween`` console script."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inbetween.video import probe_video, read_image, write_png
+from tests.conftest import load_run, run_cli, textured_frames
+
+OUTPUTS = ["keyframes", "frames", "flow", "video.mp4", "video.gif", "storyboard.png", "run.json"]
+
+TWO_SHOTS = """
+fps: 8
+between: 2
+shots:
+  - prompts:
+      - a large red circle at the left on a black background
+      - a large red circle at the center on a black background
+      - a large red circle at the right on a black background
+  - prompts:
+      - a small blue square at the top on a white background
+      - a small blue square at the bottom on a white background
+    between: 1
+"""
+
+
+def frame_files(output: Path) -> list[Path]:
+    return sorted((output / "frames").glob("*.png"))
+
+
+def test_interpolate_three_keyframes(tmp_path, keyframe_files):
+    output = tmp_path / "out"
+    images = "[" + ",".join(str(p) for p in keyframe_files) + "]"
+    result = run_cli("interpolate", f"images={images}", "between=3", f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in OUTPUTS:
+        assert (output / name).exists(), name
+    frames = frame_files(output)
+    assert [p.name for p in frames] == [f"{i:06d}.png" for i in range(9)]
+    for key_index, frame_index in enumerate([0, 4, 8]):
+        key = read_image(output / "keyframes" / f"{key_index:02d}.png")
+        assert np.array_equal(key, read_image(keyframe_files[key_index]))
+        assert np.array_equal(read_image(frames[frame_index]), key)
+    assert probe_video(output / "video.mp4")["codec"] == "h264"
+    assert sorted(p.name for p in (output / "flow").iterdir()) == ["00-01.png", "01-02.png"]
+    run = load_run(output)
+    assert run["frame_count"] == 9 and run["choices"]["interpolate"] == "flow_warp"
+    assert not list(output.glob(".staging-*"))
+
+
+def test_generate_world_storyboard_with_cut(tmp_path):
+    board = tmp_path / "board.yaml"
+    board.write_text(TWO_SHOTS)
+    output = tmp_path / "out"
+    result = run_cli("generate", "keyframes=world", f"storyboard={board}", "keyframes.size=64",
+                     f"output_dir={output}", "seed=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = frame_files(output)
+    assert len(frames) == (3 - 1) * 3 + 1 + (2 - 1) * 2 + 1 == 10
+    keys = [read_image(output / "keyframes" / f"{k:02d}.png") for k in range(5)]
+    # keyframe k of shot one is frame 3k; shot two starts at frame 7 (a cut: no blend of red into blue)
+    for key, frame_index in zip(keys, [0, 3, 6, 7, 9]):
+        assert np.array_equal(read_image(frames[frame_index]), key)
+    assert read_image(frames[6])[:, :, 2].max() < 100  # last frame of shot one: red on black, no blue
+    assert (read_image(frames[8]) > 100).mean() > 0.5  # the in-between of shot two is on white
+    metrics = load_run(output)["metrics"]
+    assert metrics["faithfulness_all_correct"] == 1.0
+    assert probe_video(output / "video.mp4") == {"codec": "h264", "width": 128, "height": 128}
+
+
+def test_default_generate_runs_the_demo(tmp_path):
+    result = run_cli("generate", "between=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "outputs" / "generate").iterdir()
+    run = load_run(run_dir)
+    assert run["keyframe_count"] == 5 and run["metrics"]["faithfulness_all_correct"] == 1.0
+    assert len(frame_files(run_dir)) == run["frame_count"] == (3 - 1) * 2 + 1 + (2 - 1) * 12 + 1
+
+
+def test_same_seed_same_pixels(tmp_path, keyframe_files):
+    images = "[" + ",".join(str(p) for p in keyframe_files[:2]) + "]"
+    outputs = []
+    for name in ("a", "b"):
+        result = run_cli("interpolate", f"images={images}", "between=2", "seed=5", f"output_dir={tmp_path / name}",
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs.append([read_image(p) for p in frame_files(tmp_path / name)])
+    assert all(np.array_equal(a, b) for a, b in zip(*outputs))
+
+
+def bad_input_cases(tmp_path: Path, keyframe_files: list[Path]) -> dict[str, tuple[list[str], str]]:
+    """name -> (command-line arguments, words the error must contain)."""
+    small = tmp_path / "small.png"
+    write_png(small, textured_frames(1, 20, 30)[0])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("shots: [prompts: [a, b]\n")
+    no_shots = tmp_path / "noshots.yaml"
+    no_shots.write_text("fps: 3\n")
+    a, b = (str(p) for p in keyframe_files[:2])
+    return {
+        "missing image": (["interpolate", f"images=[{a},{tmp_path / 'nope.png'}]"], "does not exist"),
+        "unreadable image": (["interpolate", f"images=[{a},{broken}]"], "could not be read"),
+        "different sizes": (["interpolate", f"images=[{a},{small}]"], "same size"),
+        "one keyframe": (["interpolate", f"images=[{a}]"], "two or more"),
+        "negative between": (["interpolate", f"images=[{a},{b}]", "between=-1"], "0 or more"),
+        "invalid yaml": (["generate", f"storyboard={invalid}"], "not valid YAML"),
+        "no shots": (["generate", f"storyboard={no_shots}"], "'shots'"),
+        "unknown caption word": (["generate", "storyboard=[a huge red circle]"], "huge"),
+        "unknown option": (["generate", "interpolate=magic"], "Could not find 'interpolate/magic'"),
+        "unknown key": (["generate", "betwen=3"], "betwen"),
+        "unknown stage key": (["generate", "flow.presett=fast"], "presett"),
+        "unknown command": (["render"], "unknown command 'render'"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing image", "unreadable image", "different sizes", "one keyframe",
+                                  "negative between", "invalid yaml", "no shots", "unknown caption word",
+                                  "unknown option", "unknown key", "unknown stage key", "unknown command"])
+def test_bad_input_exits_2_with_clear_message(tmp_path, keyframe_files, case):
+    args, words = bad_input_cases(tmp_path, keyframe_files)[case]
+    output = tmp_path / "out"
+    result = run_cli(*args, f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (output / "run.json").exists() and not (output / "frames").exists()
+
+
+def test_multirun_sweep_leaves_summary_table(tmp_path, keyframe_files):
+    images = "[" + ",".join(str(p) for p in keyframe_files[:2]) + "]"
+    sweep = tmp_path / "sweep"
+    result = run_cli("interpolate", "--multirun", f"images={images}", "between=1,2", "interpolate=linear,flow_warp",
+                     f"output_dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(sweep / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4
+    assert {(r["between"], r["interpolate"]) for r in rows} == {(b, i) for b in "12" for i in ("linear", "flow_warp")}
+    assert all(float(r["metrics.interpolated_fps"]) > 0 for r in rows)
+    header = (sweep / "summary.md").read_text().splitlines()[0]
+    assert header.startswith("| job |") and "| between |" in header and "| interpolate |" in header

@@ -1,0 +1,64 @@
+"""``inbetween evaluate`` end to end, and the metrics it reports."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from inbetween.evaluation import psnr, ssim, warping_error
+from tests.conftest import SHARED_DATA, load_run, run_cli, textured_frames
+
+
+def test_psnr_and_ssim_values():
+    frame = textured_frames(1)[0][None]
+    assert psnr(frame, frame) == pytest.approx(100.0)
+    noisy = np.clip(frame.astype(int) + 5, 0, 255).astype(np.uint8)
+    assert psnr(noisy, frame) == pytest.approx(10 * np.log10(255 ** 2 / np.mean((noisy.astype(float) - frame) ** 2)))
+    assert ssim(frame, frame) == pytest.approx(1.0, abs=1e-4)
+    assert ssim(noisy[:, ::-1].copy(), frame) < 0.5
+
+
+def test_warping_error_is_zero_along_the_true_motion():
+    frames = np.stack(textured_frames(3, shift=2))  # texture moves 2 px right per frame
+    height, width = frames.shape[1:3]
+    flows = np.zeros((2, 2, height, width), np.float32)
+    flows[:, 0] = 2.0
+    visible = np.zeros((2, height, width), bool)
+    visible[:, :, : width - 4] = True
+    assert warping_error(frames, flows, visible) < 0.5
+    assert warping_error(frames, np.zeros_like(flows), visible) > 5
+
+
+def read_table(path):
+    with open(path) as handle:
+        return {(row["subset"], row["method"]): row for row in csv.DictReader(handle)}
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
+def test_evaluate_every_dataset_small(tmp_path):
+    output = tmp_path / "eval"
+    result = run_cli("evaluate", "world.gaps=[2,8]", "world.clips_per_kind=1", "world.size=64", "triplets.limit=1",
+                     "videos.max_frames=5", f"data_root={SHARED_DATA}", f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    world, triplets, videos = (read_table(output / f"eval_{name}.csv") for name in ("world", "triplets", "videos"))
+    for table in (world, triplets, videos):
+        assert {method for _, method in table} == {"linear", "flow_warp", "minterpolate"}
+    assert int(world[("gap 8", "flow_warp")]["cases"]) == 8  # one clip of each motion kind
+    assert int(triplets[("all", "linear")]["cases"]) == 4  # one triplet of each subset
+    assert int(videos[("all", "linear")]["cases"]) == 4  # two videos, 5 frames -> 2 dropped frames each
+    for table in (world, triplets, videos):
+        for row in table.values():
+            assert 5 < float(row["psnr"]) < 100 and 0 < float(row["ssim"]) <= 1
+    assert float(world[("gap 2", "flow_warp")]["psnr"]) > float(world[("gap 2", "linear")]["psnr"])
+    assert "## triplets" in result.stdout and "| subset | method |" in result.stdout
+    assert load_run(output)["metrics"]["world.flow_warp.psnr"] > 0
+
+
+def test_evaluate_unknown_method_and_missing_data(tmp_path):
+    result = run_cli("evaluate", "methods=[linear,magic]", "datasets=[world]", f"output_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2 and "unknown method 'magic'" in result.stderr
+    result = run_cli("evaluate", "datasets=[triplets]", f"data_root={tmp_path / 'nowhere'}", f"output_dir={tmp_path}",
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
