@@ -49,6 +49,7 @@ class InterpolateConfig(RunConfig):
 @dataclass
 class WorldEvalConfig:
     gaps: list[int] = MISSING  # keyframes this many frames apart
+    clip_frames: int = MISSING  # frames a clip spans over t in [0, 1]
     clips_per_kind: int = MISSING
     size: int = MISSING
     seed: int = MISSING  # first clip seed; keep training seeds away from these

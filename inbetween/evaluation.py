@@ -75,23 +75,28 @@ class Case:
 # ----------------------------------------------------------------------------- datasets
 
 
-def world_cases(gaps: Sequence[int], clips_per_kind: int, size: int, seed: int) -> Iterator[Case]:
-    """Shapes World clips with keyframes ``gap`` frames apart; clip seeds start at ``seed``."""
+def world_cases(gaps: Sequence[int], clip_frames: int, clips_per_kind: int, size: int, seed: int) -> Iterator[Case]:
+    """Shapes World clips with keyframes ``gap`` frames apart; clip seeds start at ``seed``.
+
+    A clip spans ``t`` in ``[0, 1]`` as ``clip_frames`` frames (frame ``k`` at
+    ``t = k / (clip_frames - 1)``); each case takes frames ``0`` and ``gap`` as keyframes,
+    so the motion between keyframes grows with the gap.
+    """
+    step = 1.0 / (clip_frames - 1)
     for gap in gaps:
-        if gap < 2:
-            raise InbetweenError(f"world gaps must be 2 or more frames apart, got {gap}.")
-        times = [j / gap for j in range(1, gap)]
+        if not 2 <= gap < clip_frames:
+            raise InbetweenError(f"world gaps must be between 2 and clip_frames - 1 = {clip_frames - 1}, got {gap}.")
+        frame_times = [k * step for k in range(gap + 1)]
+        pairs = list(zip(frame_times[:-1], frame_times[1:]))
         for kind_index, kind in enumerate(CLIP_KINDS):
             for index in range(clips_per_kind):
                 clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
-                frame_times = [0.0, *times, 1.0]
                 frames = np.stack([clip.render(t, size) for t in frame_times])
-                pairs = list(zip(frame_times[:-1], frame_times[1:]))
                 yield Case(
                     subset=f"gap {gap}",
                     name=f"{kind}-{index}",
                     keys=frames[[0, -1]],
-                    times=times,
+                    times=[j / gap for j in range(1, gap)],
                     truth=frames[1:-1],
                     reference_flows=np.stack([clip.flow(t0, t1, size) for t0, t1 in pairs]),
                     reference_visible=np.stack([clip.visible_mask(t0, t1, size) for t0, t1 in pairs]),
@@ -232,10 +237,11 @@ METRICS = ("psnr", "ssim", "warp_error", "s_per_frame")
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean of each metric per (subset, method), then per method over all cases."""
+    """Mean of each metric per (subset, method), then per method over all cases (last)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["subset"], row["method"]), []).append(row)
+    for row in rows:
         groups.setdefault(("all", row["method"]), []).append(row)
     table = []
     for (subset, method), members in groups.items():
@@ -262,7 +268,8 @@ def write_table(output_dir: Path, dataset: str, table: list[dict[str, Any]]) -> 
 def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
     """The cases of dataset ``name`` as configured under ``cfg[name]``."""
     if name == "world":
-        return world_cases(list(cfg.world.gaps), cfg.world.clips_per_kind, cfg.world.size, cfg.world.seed)
+        world = cfg.world
+        return world_cases(list(world.gaps), world.clip_frames, world.clips_per_kind, world.size, world.seed)
     if name == "triplets":
         return triplet_cases(cfg.triplets.root, cfg.triplets.limit)
     if name == "videos":
