@@ -69,21 +69,19 @@ def _record(cfg: DictConfig, command: str) -> dict[str, Any]:
     }
 
 
-def _run_stages(cfg: DictConfig, storyboard, keyframes, command: str) -> None:
-    stages = pipeline.Stages(keyframes, _instantiate(cfg.flow), _instantiate(cfg.interpolate))
+def _run_stages(cfg: DictConfig, storyboard, command: str) -> None:
+    stages = pipeline.Stages(_instantiate(cfg.keyframes), _instantiate(cfg.flow), _instantiate(cfg.interpolate))
     pipeline.run(storyboard, stages, cfg.seed, cfg.output_dir, cfg.output.scale, record=_record(cfg, command))
 
 
 def generate(cfg: DictConfig) -> None:
     """``inbetween generate``: a storyboard's keyframes, filled with motion."""
     storyboard = load_storyboard(_plain(cfg.storyboard), cfg.between, cfg.fps)
-    _run_stages(cfg, storyboard, _instantiate(cfg.keyframes), "generate")
+    _run_stages(cfg, storyboard, "generate")
 
 
 def interpolate(cfg: DictConfig) -> None:
     """``inbetween interpolate``: the animator's own keyframes, filled with motion."""
-    from keyframes.images import ImageKeyframes  # noqa: PLC0415 - the one keyframe source this command uses
-
     images = _plain(cfg.images)
     if not isinstance(images, list) or len(images) < 2:
         raise InbetweenError(
@@ -91,7 +89,7 @@ def interpolate(cfg: DictConfig) -> None:
             "e.g. images='[a.png,b.png,c.png]'."
         )
     storyboard = load_storyboard([str(path) for path in images], cfg.between, cfg.fps)
-    _run_stages(cfg, storyboard, ImageKeyframes(), "interpolate")
+    _run_stages(cfg, storyboard, "interpolate")
 
 
 def evaluate(cfg: DictConfig) -> None:

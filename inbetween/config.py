@@ -32,13 +32,13 @@ class RunConfig(CommonConfig):
     between: Optional[int] = None  # in-betweens per gap; None: the storyboard's, else 7
     fps: Optional[float] = None  # None: the storyboard's, else 12
     output: OutputConfig = field(default_factory=OutputConfig)
+    keyframes: Any = MISSING
     interpolate: Any = MISSING
 
 
 @dataclass
 class GenerateConfig(RunConfig):
     storyboard: Any = MISSING  # YAML file path, or a list of prompts (one shot)
-    keyframes: Any = MISSING
 
 
 @dataclass

@@ -33,8 +33,8 @@ import inbetween
 from flow.viz import flow_to_color
 from inbetween.errors import InbetweenError
 from inbetween.storyboard import Shot, Storyboard
-from inbetween.world import faithfulness, parse_caption
 from inbetween.video import atomic_path, contact_sheet, to_uint8, upscale, write_gif, write_mp4, write_png
+from inbetween.world import faithfulness, parse_caption
 
 log = logging.getLogger(__name__)
 

@@ -77,8 +77,9 @@ def test_default_generate_runs_the_demo(tmp_path):
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "outputs" / "generate").iterdir()
     run = load_run(run_dir)
-    assert run["keyframe_count"] == 5 and run["metrics"]["faithfulness_all_correct"] == 1.0
-    assert len(frame_files(run_dir)) == run["frame_count"] == (3 - 1) * 2 + 1 + (2 - 1) * 12 + 1
+    assert run["keyframe_count"] == 6 and run["metrics"]["faithfulness_all_correct"] == 1.0
+    # between=1 overrides the file's 7 for the first shot; the second shot keeps its own 11
+    assert len(frame_files(run_dir)) == run["frame_count"] == (3 - 1) * 2 + 1 + (3 - 1) * 12 + 1
 
 
 def test_same_seed_same_pixels(tmp_path, keyframe_files):
