@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 import inbetween
-from flow.viz import flow_to_color
+from flow.viz import save_flow_png
 from inbetween.errors import InbetweenError
 from inbetween.storyboard import Shot, Storyboard
 from inbetween.video import atomic_path, contact_sheet, to_uint8, upscale, write_gif, write_mp4, write_png
@@ -117,7 +117,7 @@ def write_outputs(folder: Path, storyboard: Storyboard, results: list[ShotResult
     first_key = 0
     for result in results:
         for gap, flow in enumerate(result.flows):
-            write_png(folder / "flow" / f"{first_key + gap:02d}-{first_key + gap + 1:02d}.png", flow_to_color(flow))
+            save_flow_png(flow, folder / "flow" / f"{first_key + gap:02d}-{first_key + gap + 1:02d}.png")
         first_key += len(result.keyframes)
     write_png(folder / "storyboard.png", contact_sheet(list(keyframes), storyboard.prompts))
     viewing = upscale(frames, scale)
