@@ -19,10 +19,6 @@ same for every method), and seconds per in-between frame (flow estimation includ
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +33,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from inbetween.errors import InbetweenError
-from inbetween.sweep import markdown_table
-from inbetween.video import atomic_path, from_uint8, read_image, read_video, to_uint8
+from inbetween.sweep import write_run_record, write_table
+from inbetween.video import from_uint8, read_image, read_video, to_uint8
 from inbetween.warp import backward_warp, occlusion_mask
 from inbetween.world import CLIP_KINDS, Clip
-
-log = logging.getLogger(__name__)
 
 PSNR_CAP = 100.0
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -69,7 +63,12 @@ class Case:
     @property
     def sequence(self) -> np.ndarray:
         """``[left, truth..., right]``, uint8 ``(T + 2, H, W, 3)``."""
-        return np.concatenate([self.keys[:1], self.truth, self.keys[1:]])
+        return between_keys(self.keys, self.truth)
+
+
+def between_keys(keys: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``[keys[0], frames..., keys[1]]``: uint8 ``(2, H, W, 3)`` and ``(T, H, W, 3)`` -> ``(T + 2, H, W, 3)``."""
+    return np.concatenate([keys[:1], frames, keys[1:]])
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -211,7 +210,7 @@ def interpolate_case(method, flow_estimator, case: Case) -> tuple[np.ndarray, fl
 
 
 def score_case(prediction: np.ndarray, seconds: float, case: Case) -> dict[str, float]:
-    sequence = np.concatenate([case.keys[:1], prediction, case.keys[1:]])
+    sequence = between_keys(case.keys, prediction)
     return {
         "psnr": psnr(prediction, case.truth),
         "ssim": ssim(prediction, case.truth),
@@ -250,21 +249,6 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def write_table(output_dir: Path, dataset: str, table: list[dict[str, Any]]) -> str:
-    """Write ``eval_DATASET.csv`` and ``eval_DATASET.md``; return the markdown."""
-    columns = ["subset", "method", "cases", *METRICS]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(table)
-    with atomic_path(output_dir / f"eval_{dataset}.csv") as tmp:
-        tmp.write_text(buffer.getvalue())
-    markdown = markdown_table(table, columns)
-    with atomic_path(output_dir / f"eval_{dataset}.md") as tmp:
-        tmp.write_text(markdown)
-    return markdown
-
-
 def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
     """The cases of dataset ``name`` as configured under ``cfg[name]``."""
     if name == "world":
@@ -299,11 +283,10 @@ def run_from_config(cfg: DictConfig, record: dict[str, Any]) -> dict[str, Any]:
     with torch.inference_mode():
         for dataset in cfg.datasets:
             table = summarise(evaluate_cases(dataset_cases(dataset, cfg), methods, flow_estimator, dataset))
-            markdown = write_table(output_dir, dataset, table)
+            markdown = write_table(output_dir, f"eval_{dataset}", table, ["subset", "method", "cases", *METRICS])
             print(f"\n## {dataset}\n\n{markdown}")
             metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]
                             for row in table if row["subset"] == "all" for metric in METRICS})
     summary = {**record, "metrics": metrics}
-    with atomic_path(output_dir / "run.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=str))
+    write_run_record(output_dir, summary)
     return summary

@@ -12,7 +12,6 @@ crosses a cut.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -33,12 +32,13 @@ import inbetween
 from flow.viz import save_flow_png
 from inbetween.errors import InbetweenError
 from inbetween.storyboard import Shot, Storyboard
-from inbetween.video import atomic_path, contact_sheet, to_uint8, upscale, write_gif, write_mp4, write_png
+from inbetween.sweep import RUN_RECORD, write_run_record
+from inbetween.video import contact_sheet, to_uint8, upscale, write_gif, write_mp4, write_png
 from inbetween.world import faithfulness, parse_caption
 
 log = logging.getLogger(__name__)
 
-OUTPUT_NAMES = ("keyframes", "frames", "flow", "video.mp4", "video.gif", "storyboard.png", "run.json")
+OUTPUT_NAMES = ("keyframes", "frames", "flow", "video.mp4", "video.gif", "storyboard.png", RUN_RECORD)
 
 
 @dataclass
@@ -128,7 +128,7 @@ def write_outputs(folder: Path, storyboard: Storyboard, results: list[ShotResult
 def publish(staging: Path, output_dir: Path) -> None:
     """Move staged outputs into ``output_dir``, replacing old ones; ``run.json`` goes last,
     so its presence means the run's outputs are complete."""
-    stale = output_dir / "run.json"
+    stale = output_dir / RUN_RECORD
     if stale.exists():
         stale.unlink()
     for name in OUTPUT_NAMES:
@@ -206,8 +206,7 @@ def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.
             },
             "versions": versions(),
         }
-        with atomic_path(Path(staging) / "run.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, default=str))
+        write_run_record(Path(staging), summary)
         publish(Path(staging), output_dir)
     log.info("wrote %d frames to %s", frame_count, output_dir)
     return summary

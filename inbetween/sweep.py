@@ -1,9 +1,10 @@
-"""One results table at the end of a Hydra ``--multirun`` sweep.
+"""Run records and results tables, and one table at the end of a ``--multirun`` sweep.
 
-:class:`SweepSummary` is a Hydra callback (configured in ``conf/common.yaml``). When a
-sweep ends it reads every job's ``run.json``, and writes ``summary.csv`` and
-``summary.md`` in the sweep folder: one row per job with the overrides it ran with and
-its metrics (numbers flattened to ``metrics.NAME`` columns, timings likewise).
+Every command leaves a ``run.json`` (:func:`write_run_record`). :class:`SweepSummary` is a
+Hydra callback (configured in ``conf/common.yaml``): when a sweep ends it reads every
+job's ``run.json`` and writes ``summary.csv`` and ``summary.md`` in the sweep folder, one
+row per job with the overrides it ran with and its metrics (numbers flattened to
+``metrics.NAME`` columns, timings likewise).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,13 @@ from omegaconf import DictConfig
 
 from inbetween.video import atomic_path
 
-log = logging.getLogger(__name__)
+RUN_RECORD = "run.json"
+
+
+def write_run_record(folder: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as ``folder/run.json``, atomically."""
+    with atomic_path(folder / RUN_RECORD) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str))
 
 
 def _override_columns(overrides: list[str]) -> dict[str, str]:
@@ -49,21 +55,27 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Collect ``sweep_dir/*/run.json`` into ``summary.csv`` and ``summary.md``; return the rows."""
-    runs = sorted(sweep_dir.glob("*/run.json"), key=lambda path: (len(path.parent.name), path.parent.name))
-    rows = [summary_row(path.parent.name, json.loads(path.read_text())) for path in runs]
-    columns = list(dict.fromkeys(column for row in rows for column in row))
+def write_table(folder: Path, stem: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Write ``rows`` as ``folder/STEM.csv`` and ``folder/STEM.md``, atomically; return the markdown."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_path(sweep_dir / "summary.csv") as tmp:
+    with atomic_path(folder / f"{stem}.csv") as tmp:
         tmp.write_text(buffer.getvalue())
-    table = markdown_table(rows, columns)
-    with atomic_path(sweep_dir / "summary.md") as tmp:
-        tmp.write_text(table)
-    return rows
+    markdown = markdown_table(rows, columns)
+    with atomic_path(folder / f"{stem}.md") as tmp:
+        tmp.write_text(markdown)
+    return markdown
+
+
+def write_summary(sweep_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """Collect ``sweep_dir/*/run.json`` into ``summary.csv`` and ``summary.md``; return the
+    rows and the markdown table."""
+    runs = sorted(sweep_dir.glob(f"*/{RUN_RECORD}"), key=lambda path: (len(path.parent.name), path.parent.name))
+    rows = [summary_row(path.parent.name, json.loads(path.read_text())) for path in runs]
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    return rows, write_table(sweep_dir, "summary", rows, columns)
 
 
 class SweepSummary(Callback):
@@ -71,6 +83,6 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_summary(sweep_dir)
+        rows, markdown = write_summary(sweep_dir)
         print(f"\nSweep summary ({len(rows)} runs): {sweep_dir / 'summary.md'}")
-        print((sweep_dir / "summary.md").read_text())
+        print(markdown)

@@ -2,7 +2,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 from inbetween.errors import InbetweenError
 from inbetween.video import (atomic_path, contact_sheet, from_uint8, probe_video, read_image, read_video,
