@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from inbetween.errors import InbetweenError
+from inbetween.video import from_uint8, to_uint8
 
 #: Size word -> circumradius, in units of ``min(H, W)``.
 SIZES: dict[str, float] = {"small": 0.10, "medium": 0.16, "large": 0.24}
@@ -569,11 +570,6 @@ _MOTIONS: dict[str, Callable[[np.random.Generator], list[dict]]] = {
 # Rendering scenes and captions
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``uint8 (H, W, 3)`` -> float ``(3, H, W)`` in ``[-1, 1]``."""
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
 def render_scene(scene: Scene, height: int, width: int | None = None) -> np.ndarray:
     """``scene`` rendered as ``uint8 (H, W, 3)`` RGB (``width`` defaults to ``height``)."""
     return Clip.from_scene(scene).render(0.0, height, width)
@@ -585,7 +581,7 @@ def render_caption(caption: str, size: int | tuple[int, int]) -> torch.Tensor:
     ``size`` is the side of a square frame or ``(H, W)``.
     """
     height, width = (size, size) if isinstance(size, int) else size
-    return _to_tensor(render_scene(parse_caption(caption), height, width))
+    return from_uint8(render_scene(parse_caption(caption), height, width))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -605,7 +601,7 @@ class CaptionImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor]:
         _check_index(index, self.length)
         scene = Scene.random(np.random.default_rng([self.seed, index]))
-        return scene.caption(), _to_tensor(render_scene(scene, self.size))
+        return scene.caption(), from_uint8(render_scene(scene, self.size))
 
 
 class ClipFramesDataset(Dataset):
@@ -634,7 +630,7 @@ class ClipFramesDataset(Dataset):
         clip_seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
         clip = Clip.random(clip_seed, kind)
         return {
-            "frames": torch.stack([_to_tensor(clip.render(t, self.size)) for t in self.times]),
+            "frames": torch.stack([from_uint8(clip.render(t, self.size)) for t in self.times]),
             "times": torch.tensor(self.times, dtype=torch.float32),
             "flow_first_to_last": torch.from_numpy(clip.flow(self.times[0], self.times[-1], self.size)),
             "kind": kind,
@@ -658,8 +654,7 @@ _FOLDS = (3, 4, 5)
 def _as_uint8_image(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """``uint8 (H, W, 3)`` from itself or from a float tensor ``(3, H, W)`` in ``[-1, 1]``."""
     if isinstance(image, torch.Tensor) and image.ndim == 3 and image.shape[0] == 3:
-        scaled = (image.detach().float().clamp(-1, 1) + 1) * 127.5
-        return scaled.round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return to_uint8(image)
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return image
     raise InbetweenError("Images to read must be uint8 numpy arrays (H, W, 3) or float tensors (3, H, W) in [-1, 1]; "
