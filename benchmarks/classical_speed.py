@@ -12,28 +12,17 @@ absolute seconds. Inputs are Shapes World ``texture`` clips (seeded).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from flow import DISFlow, FarnebackFlow
 from inbetween.sweep import markdown_table
+from timing import best_time
 from inbetween.video import from_uint8
 from inbetween.world import Clip
 from interpolate import FlowWarpInterpolator, LinearInterpolator, MinterpolateInterpolator
 
 SIZES = [(64, 64), (256, 256), (480, 640)]
-
-
-def best_time(work, repeats: int) -> float:
-    """The fastest of ``repeats`` runs of ``work()``, in seconds (after one warm-up)."""
-    work()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def measure(height: int, width: int, between: int, repeats: int) -> list[dict]:

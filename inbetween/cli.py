@@ -12,6 +12,7 @@ key or option), printed as one paragraph without a traceback; 1 for anything els
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Any, Callable, Sequence
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, MissingMandatoryValue, OmegaConf
 
 import inbetween
 from inbetween import config, pipeline
@@ -35,8 +36,12 @@ commands:
                   inbetween interpolate images='[a.png,b.png,...]' between=N output_dir=DIR
   evaluate      PSNR / SSIM / warping error of interpolators against ground truth
                   inbetween evaluate methods='[linear,flow_warp,minterpolate]' output_dir=DIR
+  train         train a model stage; rerun the same command to resume from output_dir's checkpoint
+                  inbetween train stage=keyframes trainer.steps=N output_dir=DIR
+                  torchrun --nproc_per_node=P -m inbetween train stage=keyframes output_dir=DIR
 
 Stage choices: keyframes=world|images  flow=dis|farneback  interpolate=flow_warp|linear|minterpolate
+               stage=keyframes (train)
 `inbetween COMMAND --help` lists every option; `inbetween COMMAND --cfg job` prints the config."""
 
 _task_started = False
@@ -99,10 +104,23 @@ def evaluate(cfg: DictConfig) -> None:
     evaluation.run_from_config(cfg, record=_record(cfg, "evaluate"))
 
 
+def train(cfg: DictConfig) -> None:
+    """``inbetween train``: one model stage, by the shared trainer (also under torchrun)."""
+    from inbetween import training  # noqa: PLC0415 - heavy, only this command needs it
+
+    try:
+        settings = OmegaConf.to_object(cfg.trainer)
+    except MissingMandatoryValue as error:
+        raise InbetweenError(f"{error.full_key} is not set; add it to the stage's trainer: in conf/stage/, "
+                             f"or pass {error.full_key}=VALUE.") from None
+    training.train(_instantiate(cfg.task), settings, cfg.seed, cfg.output_dir, record=_record(cfg, "train"))
+
+
 COMMANDS: dict[str, Callable[[DictConfig], None]] = {
     "generate": generate,
     "interpolate": interpolate,
     "evaluate": evaluate,
+    "train": train,
 }
 
 
@@ -129,6 +147,11 @@ def _route_output_dir(overrides: Sequence[str]) -> list[str]:
     return [f"{target}={arg.split('=', 1)[1]}" if arg.startswith("output_dir=") else arg for arg in overrides]
 
 
+def _rank_overrides() -> list[str]:
+    """Under torchrun every process composes the config; only rank 0 saves Hydra's ``.hydra/``."""
+    return ["hydra.output_subdir=null"] if os.environ.get("RANK", "0") != "0" else []
+
+
 def _asset_path(name: str) -> str:
     return str(Path(inbetween.__file__).parent / "assets" / name)
 
@@ -147,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.register()
     if not OmegaConf.has_resolver("asset"):
         OmegaConf.register_new_resolver("asset", _asset_path)
-    sys.argv = [f"inbetween-{command}", *_route_output_dir(overrides)]
+    sys.argv = [f"inbetween-{command}", *_route_output_dir(overrides), *_rank_overrides()]
     app = hydra.main(version_base="1.3", config_path="pkg://conf", config_name=command)(
         _user_errors_exit_2(COMMANDS[command]))
     try:

@@ -24,11 +24,15 @@ class OutputConfig:
 class CommonConfig:
     seed: int = MISSING
     output_dir: str = MISSING
-    flow: Any = MISSING
 
 
 @dataclass
-class RunConfig(CommonConfig):
+class FlowCommandConfig(CommonConfig):
+    flow: Any = MISSING  # the optical-flow stage
+
+
+@dataclass
+class RunConfig(FlowCommandConfig):
     between: Optional[int] = None  # in-betweens per gap; None: the storyboard's, else 7
     fps: Optional[float] = None  # None: the storyboard's, else 12
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -68,13 +72,54 @@ class VideoEvalConfig:
 
 
 @dataclass
-class EvaluateConfig(CommonConfig):
+class CaptionsEvalConfig:
+    count: int = MISSING  # seeded random captions, one shot each
+    seed: int = MISSING
+
+
+@dataclass
+class ShotsEvalConfig:
+    count: int = MISSING  # shots that move one object
+    keyframes: int = MISSING  # prompts per shot (distinct positions)
+    seed: int = MISSING
+
+
+@dataclass
+class EvaluateConfig(FlowCommandConfig):
     data_root: str = MISSING
     methods: list[str] = MISSING  # names of conf/interpolate/*.yaml
-    datasets: list[str] = MISSING  # world, triplets, videos
+    keyframe_methods: list[str] = MISSING  # names of conf/keyframes/*.yaml
+    datasets: list[str] = MISSING  # captions, shots (keyframes); world, triplets, videos (interpolators)
+    clip_score: Any = MISSING  # the CLIP model of the clip_score metric (instantiated)
+    captions: CaptionsEvalConfig = field(default_factory=CaptionsEvalConfig)
+    shots: ShotsEvalConfig = field(default_factory=ShotsEvalConfig)
     world: WorldEvalConfig = field(default_factory=WorldEvalConfig)
     triplets: TripletEvalConfig = field(default_factory=TripletEvalConfig)
     videos: VideoEvalConfig = field(default_factory=VideoEvalConfig)
+
+
+@dataclass
+class TrainerConfig:
+    """``trainer:`` of ``conf/stage/NAME.yaml``: how :func:`inbetween.training.train` trains."""
+
+    steps: int = MISSING  # optimizer steps in all (a rerun resumes until it has done these)
+    batch_size: int = MISSING  # global batch, split evenly over torchrun's processes
+    lr: float = MISSING  # AdamW learning rate after warmup (constant)
+    weight_decay: float = MISSING
+    warmup_steps: int = MISSING  # linear warmup from lr / warmup_steps; 0: none
+    ema_decay: float = MISSING  # of the weights' moving average, the weights sampled and exported
+    grad_clip: float = MISSING  # max global gradient norm; 0: no clipping
+    precision: str = MISSING  # bf16 (autocast) or fp32
+    checkpoint_every: int = MISSING  # steps between checkpoints (and loss.png redraws)
+    sample_every: int = MISSING  # steps between sample grids
+    log_every: int = MISSING  # steps between metrics.jsonl lines
+    num_workers: int = 0  # DataLoader worker processes per rank; 0: load in the training process
+
+
+@dataclass
+class TrainConfig(CommonConfig):
+    task: Any = MISSING  # the stage's inbetween.training.TrainingTask
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
 def register() -> None:
@@ -83,3 +128,4 @@ def register() -> None:
     store.store(name="generate_schema", node=GenerateConfig)
     store.store(name="interpolate_schema", node=InterpolateConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
+    store.store(name="train_schema", node=TrainConfig)

@@ -1,6 +1,7 @@
 """``inbetween evaluate``: interpolators against ground truth, every method in one run.
 
-Datasets (each yields :class:`Case` objects: two keyframes, the times between them and
+Keyframe generators are scored on the ``captions`` and ``shots`` datasets by
+:mod:`inbetween.keyframe_eval`. Interpolation datasets (each yields :class:`Case` objects: two keyframes, the times between them and
 the true frames at those times):
 
 * ``world``: seeded Shapes World clips of every motion kind, keyframes ``gap`` frames
@@ -32,6 +33,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from inbetween import keyframe_eval
 from inbetween.errors import InbetweenError
 from inbetween.sweep import write_run_record, write_table
 from inbetween.video import from_uint8, read_image, read_video, to_uint8
@@ -249,44 +251,91 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
+KEYFRAME_DATASETS = ("captions", "shots")
+INTERPOLATION_DATASETS = ("world", "triplets", "videos")
+
+
 def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
-    """The cases of dataset ``name`` as configured under ``cfg[name]``."""
+    """The cases of interpolation dataset ``name`` as configured under ``cfg[name]``."""
     if name == "world":
         world = cfg.world
         return world_cases(list(world.gaps), world.clip_frames, world.clips_per_kind, world.size, world.seed)
     if name == "triplets":
         return triplet_cases(cfg.triplets.root, cfg.triplets.limit)
-    if name == "videos":
-        return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
-    raise InbetweenError(f"unknown dataset '{name}'; choose from world, triplets, videos.")
+    return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
 
 
-def load_methods(names: Sequence[str]) -> dict[str, Any]:
-    """Instantiate each named ``interpolate`` config (``conf/interpolate/NAME.yaml``)."""
+def load_methods(names: Sequence[str], group: str = "interpolate") -> dict[str, Any]:
+    """Instantiate each named config of ``group`` (``conf/GROUP/NAME.yaml``)."""
     methods = {}
     for name in names:
         try:
-            node = hydra.compose(overrides=[f"+interpolate={name}"]).interpolate
+            node = hydra.compose(overrides=[f"+{group}={name}"])[group]
         except MissingConfigException:
-            raise InbetweenError(f"unknown method '{name}': there is no conf/interpolate/{name}.yaml.") from None
+            raise InbetweenError(f"unknown method '{name}': there is no conf/{group}/{name}.yaml.") from None
         methods[name] = hydra.utils.instantiate(node)
     return methods
 
 
-def run_from_config(cfg: DictConfig, record: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate ``cfg.methods`` on ``cfg.datasets``; print and write one table per dataset."""
-    output_dir = Path(cfg.output_dir)
+def _check_datasets(names: Sequence[str]) -> None:
+    known = KEYFRAME_DATASETS + INTERPOLATION_DATASETS
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InbetweenError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(known)}.")
+
+
+def _keyframe_shots(name: str, cfg: DictConfig) -> list[list[str]]:
+    if name == "captions":
+        return keyframe_eval.caption_shots(cfg.captions.count, cfg.captions.seed)
+    return keyframe_eval.moving_shots(cfg.shots.count, cfg.shots.keyframes, cfg.shots.seed)
+
+
+def _keyframe_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path) -> dict[str, float]:
+    """Score ``cfg.keyframe_methods`` on the keyframe datasets; write their storyboards and tables."""
+    methods = load_methods(list(cfg.keyframe_methods), group="keyframes")
+    scorer = hydra.utils.instantiate(cfg.clip_score)
+    metrics: dict[str, float] = {}
+    for dataset in datasets:
+        shots = _keyframe_shots(dataset, cfg)
+        keyframe_eval.write_storyboard(output_dir / f"storyboard_{dataset}.yaml", shots)
+        table = keyframe_eval.keyframe_table(methods, shots, cfg.seed, scorer)
+        columns = list(table[0])
+        markdown = write_table(output_dir, f"eval_{dataset}", table, columns)
+        print(f"\n## {dataset}\n\n{markdown}")
+        metrics.update({f"{dataset}.{row['method']}.{key}": row[key]
+                        for row in table for key in columns[2:]})
+    return metrics
+
+
+def _interpolation_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path) -> dict[str, float]:
+    """Score ``cfg.methods`` on the interpolation datasets; write one table per dataset."""
     methods = load_methods(list(cfg.methods))
     flow_estimator = hydra.utils.instantiate(cfg.flow)
     metrics: dict[str, float] = {}
+    for dataset in datasets:
+        table = summarise(evaluate_cases(dataset_cases(dataset, cfg), methods, flow_estimator, dataset))
+        markdown = write_table(output_dir, f"eval_{dataset}", table, ["subset", "method", "cases", *METRICS])
+        print(f"\n## {dataset}\n\n{markdown}")
+        metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]
+                        for row in table if row["subset"] == "all" for metric in METRICS})
+    return metrics
+
+
+def run_from_config(cfg: DictConfig, record: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate on ``cfg.datasets``: keyframe generators on the keyframe datasets, interpolators on
+    the others; print and write one table per dataset, then ``run.json``."""
+    datasets = list(cfg.datasets)
+    _check_datasets(datasets)
+    output_dir = Path(cfg.output_dir)
+    metrics: dict[str, float] = {}
     torch.manual_seed(cfg.seed)
     with torch.inference_mode():
-        for dataset in cfg.datasets:
-            table = summarise(evaluate_cases(dataset_cases(dataset, cfg), methods, flow_estimator, dataset))
-            markdown = write_table(output_dir, f"eval_{dataset}", table, ["subset", "method", "cases", *METRICS])
-            print(f"\n## {dataset}\n\n{markdown}")
-            metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]
-                            for row in table if row["subset"] == "all" for metric in METRICS})
+        keyframe_sets = [name for name in datasets if name in KEYFRAME_DATASETS]
+        if keyframe_sets:
+            metrics |= _keyframe_tables(cfg, keyframe_sets, output_dir)
+        interpolation_sets = [name for name in datasets if name in INTERPOLATION_DATASETS]
+        if interpolation_sets:
+            metrics |= _interpolation_tables(cfg, interpolation_sets, output_dir)
     summary = {**record, "metrics": metrics}
     write_run_record(output_dir, summary)
     return summary

@@ -34,7 +34,7 @@ from inbetween.errors import InbetweenError
 from inbetween.storyboard import Shot, Storyboard
 from inbetween.sweep import RUN_RECORD, write_run_record
 from inbetween.video import contact_sheet, to_uint8, upscale, write_gif, write_mp4, write_png
-from inbetween.world import faithfulness, parse_caption
+from inbetween.world import faithfulness, identity_scores, parse_caption
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +152,19 @@ def versions() -> dict[str, str]:
 
 
 def keyframe_metrics(storyboard: Storyboard, keyframes: list[np.ndarray]) -> dict[str, float]:
-    """Shapes World faithfulness of the keyframes when every prompt is a world caption."""
+    """Shapes World faithfulness of the keyframes when every prompt is a world caption, and, when a
+    shot has several keyframes, how well shots keep their object (:func:`identity_scores`)."""
     try:
         for prompt in storyboard.prompts:
             parse_caption(prompt)
     except InbetweenError:
         return {}
-    scores = faithfulness(list(np.concatenate(keyframes)), storyboard.prompts)
-    return {f"faithfulness_{name}": float(value) for name, value in scores.items()}
+    scores = {f"faithfulness_{name}": value
+              for name, value in faithfulness(list(np.concatenate(keyframes)), storyboard.prompts).items()}
+    if any(len(shot.prompts) > 1 for shot in storyboard.shots):
+        identity = identity_scores(keyframes, [shot.prompts for shot in storyboard.shots])
+        scores |= {f"shots_{name}": value for name, value in identity.items()}
+    return scores
 
 
 def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.PathLike,

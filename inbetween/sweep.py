@@ -4,7 +4,8 @@ Every command leaves a ``run.json`` (:func:`write_run_record`). :class:`SweepSum
 Hydra callback (configured in ``conf/common.yaml``): when a sweep ends it reads every
 job's ``run.json`` and writes ``summary.csv`` and ``summary.md`` in the sweep folder, one
 row per job with the overrides it ran with and its metrics (numbers flattened to
-``metrics.NAME`` columns, timings likewise).
+``metrics.NAME`` columns, timings likewise), and ``summary.png``: one bar chart per metric,
+a bar per job labelled with its overrides.
 """
 
 from __future__ import annotations
@@ -69,12 +70,39 @@ def write_table(folder: Path, stem: str, rows: list[dict[str, Any]], columns: li
     return markdown
 
 
+def plot_summary(path: Path, rows: list[dict[str, Any]], overrides: list[str]) -> None:
+    """Bar charts of every ``metrics.*`` column, one bar per job labelled by its ``overrides``."""
+    import matplotlib  # noqa: PLC0415 - only sweeps draw
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # noqa: PLC0415
+
+    metrics = [column for column in dict.fromkeys(c for row in rows for c in row) if column.startswith("metrics.")]
+    if not metrics:
+        return
+    labels = [" ".join(f"{key}={row.get(key, '')}" for key in overrides) or row["job"] for row in rows]
+    figure, axes = pyplot.subplots(len(metrics), 1, figsize=(8, 0.3 * len(rows) * len(metrics) + 1.2 * len(metrics)),
+                                   squeeze=False)
+    for axis, metric in zip(axes[:, 0], metrics):
+        axis.barh(range(len(rows)), [row.get(metric, float("nan")) for row in rows])
+        axis.set_yticks(range(len(rows)), labels, fontsize=7)
+        axis.invert_yaxis()
+        axis.set_title(metric.removeprefix("metrics."), fontsize=9)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    pyplot.close(figure)
+
+
 def write_summary(sweep_dir: Path) -> tuple[list[dict[str, Any]], str]:
-    """Collect ``sweep_dir/*/run.json`` into ``summary.csv`` and ``summary.md``; return the
-    rows and the markdown table."""
+    """Collect ``sweep_dir/*/run.json`` into ``summary.csv``, ``summary.md`` and ``summary.png``;
+    return the rows and the markdown table."""
     runs = sorted(sweep_dir.glob(f"*/{RUN_RECORD}"), key=lambda path: (len(path.parent.name), path.parent.name))
-    rows = [summary_row(path.parent.name, json.loads(path.read_text())) for path in runs]
+    records = [json.loads(path.read_text()) for path in runs]
+    rows = [summary_row(path.parent.name, record) for path, record in zip(runs, records)]
     columns = list(dict.fromkeys(column for row in rows for column in row))
+    overrides = list(dict.fromkeys(key for record in records for key in _override_columns(record.get("overrides", []))))
+    plot_summary(sweep_dir / "summary.png", rows, overrides)
     return rows, write_table(sweep_dir, "summary", rows, columns)
 
 

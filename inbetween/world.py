@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,12 @@ def parse_caption(text: str) -> Scene:
                                  f"in {text!r}. {_vocabulary()}")
         slots[slot] = word
     return Scene(**slots)
+
+
+def all_captions() -> list[str]:
+    """The canonical caption of every scene (3 sizes x 8 colours x 4 shapes x 9 positions x 3
+    backgrounds = 2592), in a fixed order."""
+    return [Scene(*words).caption() for words in itertools.product(*_SLOTS.values())]
 
 
 def random_captions(n: int, seed: int) -> list[str]:
@@ -766,3 +773,22 @@ def faithfulness(images: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
     hits = np.array([[read[slot] == getattr(scene, slot) for slot in _SLOTS] for read, scene in zip(reads, scenes)])
     scores = {slot: float(hits[:, k].mean()) for k, slot in enumerate(_SLOTS)}
     return scores | {"all_correct": float(hits.all(axis=1).mean())}
+
+
+IDENTITY = ("size", "colour", "shape")
+
+
+def identity_scores(keyframes: Sequence[torch.Tensor], shots: Sequence[Sequence[str]]) -> dict[str, float]:
+    """How well shots keep one object: the share of shots whose keyframes all read as one size, colour
+    and shape (``identity_kept``), and of those whose keyframes are also all-correct (``consistent``).
+
+    ``keyframes[i]`` holds shot ``i``'s images (``(K, 3, H, W)`` in ``[-1, 1]`` or uint8 ``(K, H, W, 3)``)
+    and ``shots[i]`` its ``K`` captions.
+    """
+    kept, consistent = [], []
+    for keys, prompts in zip(keyframes, shots):
+        reads = [read_attributes(key) for key in keys]
+        same = all(len({read[slot] for read in reads}) == 1 for slot in IDENTITY)
+        kept.append(same)
+        consistent.append(same and faithfulness(keys, list(prompts))["all_correct"] == 1.0)
+    return {"identity_kept": float(np.mean(kept)), "consistent": float(np.mean(consistent))}

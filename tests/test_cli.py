@@ -146,3 +146,5 @@ def test_multirun_sweep_leaves_summary_table(tmp_path, keyframe_files):
     assert all(float(r["metrics.interpolated_fps"]) > 0 for r in rows)
     header = (sweep / "summary.md").read_text().splitlines()[0]
     assert header.startswith("| job |") and "| between |" in header and "| interpolate |" in header
+    plot = read_image(sweep / "summary.png")  # a bar chart per metric
+    assert plot.ndim == 3 and plot.shape[0] > 200 and plot.std() > 0

@@ -39,8 +39,8 @@ def read_table(path):
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
 def test_evaluate_every_dataset_small(tmp_path):
     output = tmp_path / "eval"
-    result = run_cli("evaluate", "world.gaps=[2,8]", "world.clips_per_kind=1", "world.size=64", "triplets.limit=1",
-                     "videos.max_frames=5", f"data_root={SHARED_DATA}", f"output_dir={output}", cwd=tmp_path)
+    result = run_cli("evaluate", "datasets=[world,triplets,videos]", "world.gaps=[2,8]", "world.clips_per_kind=1",
+                     "world.size=64", "triplets.limit=1", "videos.max_frames=5", f"data_root={SHARED_DATA}", f"output_dir={output}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     world, triplets, videos = (read_table(output / f"eval_{name}.csv") for name in ("world", "triplets", "videos"))
     for table in (world, triplets, videos):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import cv2
@@ -22,6 +21,7 @@ from inbetween.world import (
     Clip,
     ClipFramesDataset,
     Scene,
+    all_captions,
     faithfulness,
     parse_caption,
     random_captions,
@@ -30,7 +30,7 @@ from inbetween.world import (
     render_scene,
 )
 
-ALL_SCENES = [Scene(*words) for words in itertools.product(SIZES, COLOURS, SHAPES, POSITIONS, BACKGROUNDS)]
+ALL_SCENES = [parse_caption(caption) for caption in all_captions()]
 VOCABULARY = [*SIZES, *COLOURS, *SHAPES, *POSITIONS, *BACKGROUNDS]
 
 

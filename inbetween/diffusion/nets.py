@@ -1,0 +1,133 @@
+"""Network building blocks shared by the denoisers of both stages.
+
+Feature maps are ``(B, C, H, W)``; a block's conditioning vector ``emb`` is ``(B, E)``
+(timestep embedding, plus whatever global conditioning the model adds to it); a
+cross-attention ``context`` is ``(B, L, D)`` tokens with an optional ``context_mask``
+``(B, L)``, True where a token is real (False for padding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding ``(B, dim)`` of timesteps ``t`` ``(B,)`` (integer or float)."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * frequencies[None]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups that divide ``channels``."""
+    groups = math.gcd(32, channels)
+    return nn.GroupNorm(groups, channels)
+
+
+def zero_init(module: nn.Module) -> nn.Module:
+    """``module`` with weights and bias set to zero (residual branches start as identity)."""
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a scale-and-shift from ``emb``; ``(B, C_in, H, W) -> (B, C_out, H, W)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * out_channels)
+        self.norm2 = group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = zero_init(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class MultiHeadAttention(nn.Module):
+    """Attention of ``(B, N, C)`` queries to ``(B, M, D)`` keys/values; returns ``(B, N, C)``."""
+
+    def __init__(self, channels: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.query = nn.Linear(channels, channels, bias=False)
+        self.key_value = nn.Linear(context_dim or channels, 2 * channels, bias=False)
+        self.out = zero_init(nn.Linear(channels, channels))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, channels = x.shape
+        return x.view(batch, length, self.heads, channels // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        query = self._split(self.query(x))
+        key, value = (self._split(part) for part in self.key_value(context).chunk(2, dim=-1))
+        mask = None if context_mask is None else context_mask[:, None, None, :]
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        return self.out(attended.transpose(1, 2).reshape(x.shape))
+
+
+class SpatialTransformer(nn.Module):
+    """Self-attention over the ``H * W`` positions, optional cross-attention to a context, and an MLP.
+
+    ``(B, C, H, W) -> (B, C, H, W)``; every branch is residual and starts at zero.
+    """
+
+    def __init__(self, channels: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        self.norm_in = group_norm(channels)
+        self.norm_self = nn.LayerNorm(channels)
+        self.self_attention = MultiHeadAttention(channels, heads)
+        self.norm_cross = nn.LayerNorm(channels) if context_dim else None
+        self.cross_attention = MultiHeadAttention(channels, heads, context_dim) if context_dim else None
+        self.norm_mlp = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 4 * channels), nn.GELU(), zero_init(nn.Linear(4 * channels, channels)))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        tokens = self.norm_in(x).flatten(2).transpose(1, 2)
+        normed = self.norm_self(tokens)
+        tokens = tokens + self.self_attention(normed, normed)
+        if self.cross_attention is not None:
+            if context is None:
+                raise ValueError("this block has cross-attention and needs a context")
+            tokens = tokens + self.cross_attention(self.norm_cross(tokens), context, context_mask)
+        tokens = tokens + self.mlp(self.norm_mlp(tokens))
+        return x + tokens.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+class Downsample(nn.Module):
+    """Strided 3x3 convolution: ``(B, C, H, W) -> (B, C_out, H/2, W/2)``."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, out_channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest 2x then 3x3 convolution: ``(B, C, H, W) -> (B, C_out, 2H, 2W)``."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))

@@ -1,0 +1,158 @@
+"""Keyframes drawn by the text-conditioned diffusion model (the default stage one).
+
+A model folder (``checkpoints/keyframes`` ships with the project; ``inbetween train
+stage=keyframes`` writes new ones) holds:
+
+* ``config.json``: image ``size``, ``unet`` constructor arguments, noise ``schedule`` and
+  ``prediction`` (eps / v / x0);
+* ``unet.safetensors``: the denoiser's (EMA) weights;
+* ``text_encoder.json`` (+ ``text_encoder.safetensors``): the frozen open_clip encoder.
+
+Nothing is unpickled: weights are safetensors and settings JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from checkpoints import shipped
+from inbetween.diffusion import NoiseSchedule, classifier_free_guidance, sample, x0_denoiser
+from inbetween.errors import InbetweenError
+from inbetween.video import atomic_path
+from keyframes.base import KeyframeGenerator
+from keyframes.clip import TextEncoder, load_text_encoder
+from keyframes.unet import TextUNet
+
+CONFIG_FILE = "config.json"
+UNET_FILE = "unet.safetensors"
+CONSISTENCY = ("shared_noise", "independent")
+PRECISIONS = ("bf16", "fp32")
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on ``device`` for ``precision == "bf16"``, else a no-op context."""
+    if precision not in PRECISIONS:
+        raise InbetweenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@dataclass
+class KeyframeModel:
+    """A frozen text encoder, a denoiser and the diffusion settings they were trained with."""
+
+    text: TextEncoder
+    unet: TextUNet
+    config: dict[str, Any]  # size, unet kwargs, schedule, prediction
+
+    def __post_init__(self) -> None:
+        self.schedule = NoiseSchedule(self.config["schedule"])
+
+    @property
+    def size(self) -> int:
+        return self.config["size"]
+
+    @classmethod
+    def build(cls, text: TextEncoder, size: int, unet: dict[str, Any], schedule: str, prediction: str) -> KeyframeModel:
+        """A fresh (untrained) denoiser for ``text``'s features."""
+        config = {"size": size, "unet": dict(unet), "schedule": schedule, "prediction": prediction}
+        return cls(text, _unet(config, text), config)
+
+    def conditioning(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(context (B, L, D), mask (B, L), pooled (B, P))`` for the prompts (``""``: unconditional)."""
+        return self.text.encode(prompts)
+
+    def denoiser(self, unet: torch.nn.Module | None = None):
+        """``denoise(x_t, t, (context, mask, pooled)) -> x0`` with ``unet`` (default: this model's)."""
+        unet = unet or self.unet
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            predict = x0_denoiser(lambda x, step: unet(x, step, *cond).float(), self.schedule,
+                                  self.config["prediction"])
+            return predict(x_t, t)
+
+        return denoise
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], noise: torch.Tensor, sampler: str = "dpmpp_2m", steps: int = 20,
+                 guidance: float = 3.0, eta: float = 0.0, generator: torch.Generator | None = None,
+                 precision: str = "bf16", unet: torch.nn.Module | None = None) -> torch.Tensor:
+        """Images ``(B, 3, size, size)`` in ``[-1, 1]`` from ``noise`` ``(B, 3, size, size)``."""
+        device = noise.device
+        cond = self.conditioning(prompts)
+        uncond = self.conditioning([""] * len(prompts))
+        denoise = classifier_free_guidance(self.denoiser(unet), cond, uncond, guidance)
+        with autocast(device, precision):
+            images = sample(denoise, noise, self.schedule, sampler, steps, eta, generator)
+        return images.float().clamp(-1, 1)
+
+    def save(self, folder: str | Path) -> None:
+        """Write the model folder: text encoder, denoiser weights, config."""
+        folder = Path(folder)
+        self.text.save(folder)
+        weights = {name: tensor.detach().float().contiguous() for name, tensor in self.unet.state_dict().items()}
+        with atomic_path(folder / UNET_FILE) as path:
+            save_file(weights, str(path))
+        with atomic_path(folder / CONFIG_FILE) as path:
+            path.write_text(json.dumps(self.config, indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> KeyframeModel:
+        """The model saved in ``folder`` (safetensors and JSON only), in eval mode on ``device``."""
+        folder = Path(folder)
+        if not (folder / CONFIG_FILE).is_file() or not (folder / UNET_FILE).is_file():
+            raise InbetweenError(f"{str(folder)!r} is not a keyframe model folder (needs {CONFIG_FILE} and "
+                                 f"{UNET_FILE}); train one with `inbetween train stage=keyframes` or use the "
+                                 "shipped checkpoints/keyframes.")
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        text = load_text_encoder(folder)
+        unet = _unet(config, text)
+        unet.load_state_dict(load_file(str(folder / UNET_FILE)))
+        model = cls(text.to(device), unet.to(device).eval().requires_grad_(False), config)
+        model.unet.to(memory_format=torch.channels_last)
+        return model
+
+
+def _unet(config: dict[str, Any], text: TextEncoder) -> TextUNet:
+    return TextUNet(context_dim=text.width, pooled_dim=text.embed_dim, **config["unet"])
+
+
+class DiffusionKeyframes(KeyframeGenerator):
+    """Draws each prompt with a trained :class:`KeyframeModel`; returns ``(K, 3, S, S)`` in ``[-1, 1]``.
+
+    ``consistency`` keeps one shot's keyframes one object: ``shared_noise`` starts every
+    keyframe of a shot from the same noise (drawn from the shot's seed), so what the prompts
+    do not change stays put; ``independent`` draws fresh noise per keyframe.
+    ``checkpoint`` is a model folder; None: the shipped ``checkpoints/keyframes``.
+    """
+
+    name = "diffusion"
+
+    def __init__(self, checkpoint: str | None = None, sampler: str = "dpmpp_2m", steps: int = 20, guidance: float = 3.0,
+                 eta: float = 0.0, consistency: str = "shared_noise", precision: str = "bf16", device: str = "cpu"):
+        if consistency not in CONSISTENCY:
+            raise InbetweenError(f"consistency must be one of {', '.join(CONSISTENCY)}, got {consistency!r}.")
+        autocast(torch.device(device), precision)  # validates precision
+        self.model = KeyframeModel.load(checkpoint or shipped("keyframes"), device)
+        self.sampler, self.steps, self.guidance, self.eta = sampler, steps, guidance, eta
+        self.consistency, self.precision, self.device = consistency, precision, torch.device(device)
+
+    def noise(self, count: int, seed: int) -> torch.Tensor:
+        """Starting noise ``(count, 3, S, S)`` for one shot, from ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        shape = (1 if self.consistency == "shared_noise" else count, 3, self.model.size, self.model.size)
+        return torch.randn(shape, generator=generator).expand(count, -1, -1, -1).contiguous().to(self.device)
+
+    def __call__(self, prompts: Sequence[str], seed: int) -> torch.Tensor:
+        generator = torch.Generator(self.device).manual_seed(seed + 1)
+        images = self.model.generate(list(prompts), self.noise(len(prompts), seed), self.sampler, self.steps,
+                                     self.guidance, self.eta, generator, self.precision)
+        return images.cpu()

@@ -1,0 +1,187 @@
+"""The shared trainer, through the real ``inbetween train`` command on a toy stage.
+
+The toy stage (``tests/toy_stage``: a small MLP regressing a fixed random function) is put
+on Hydra's search path and on ``PYTHONPATH``; its steps take milliseconds, so these are
+real runs: a real SIGKILL, a real two-process torchrun over gloo.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from inbetween.training import StepBatches, Topology, epoch_order, warmup_factor
+from inbetween.video import read_image
+from tests.conftest import REPO, inbetween_executable, load_run
+
+TOY = REPO / "tests" / "toy_stage"
+STEPS = 60  # conf: checkpoint every 10, log every 10, sample every 20
+SLOW_STEP = "task.delay_s=0.03"  # room to kill a run part-way; changes no number
+
+
+def toy_env(**extra: str) -> dict[str, str]:
+    """The environment with the toy task importable."""
+    paths = [str(TOY), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
+
+
+def train_args(output: Path, *overrides: str) -> list[str]:
+    """``train`` arguments for the toy stage writing into ``output`` (``overrides`` first: Hydra
+    wants ``--multirun`` before the overrides)."""
+    return ["train", *overrides, "stage=toy", f"hydra.searchpath=[file://{TOY / 'config'}]", f"output_dir={output}"]
+
+
+def train(output: Path, *overrides: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``inbetween train`` on the toy stage to the end."""
+    return subprocess.run([*inbetween_executable(), *train_args(output, *overrides)], cwd=output.parent,
+                          env=toy_env(**env), capture_output=True, text=True, timeout=300)
+
+
+def torchrun(output: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """Two gloo processes: ``torchrun --nproc_per_node=2 --standalone -m inbetween train ...``."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+               "-m", "inbetween", *train_args(output, *overrides)]
+    return subprocess.run(command, cwd=output.parent, env=toy_env(), capture_output=True, text=True, timeout=300)
+
+
+def load_checkpoint(output: Path) -> dict:
+    return torch.load(output / "checkpoint.pt", weights_only=True)
+
+
+def losses(output: Path) -> list[tuple[int, float]]:
+    lines = (output / "metrics.jsonl").read_text().splitlines()
+    return [(entry["step"], entry["loss"]) for entry in map(json.loads, lines)]
+
+
+def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[name], b[name]) for name in a), [name for name in a if not torch.equal(a[name], b[name])]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """An uninterrupted toy run."""
+    output = tmp_path_factory.mktemp("train") / "whole"
+    result = train(output, SLOW_STEP)
+    assert result.returncode == 0, result.stderr
+    return output
+
+
+def test_outputs(finished):
+    steps_losses = losses(finished)
+    assert [step for step, _ in steps_losses] == list(range(10, STEPS + 1, 10))
+    loss = [value for _, value in steps_losses]
+    assert loss[-1] < loss[0] / 10 and loss[1] < loss[0]
+    assert read_image(finished / "loss.png").ndim == 3
+    samples = sorted((finished / "samples").iterdir())
+    assert [path.name for path in samples] == ["step_000020.png", "step_000040.png", "step_000060.png"]
+    assert read_image(samples[-1]).shape == (32, 32, 3)
+    checkpoint = load_checkpoint(finished)
+    assert set(checkpoint) == {"step", "model", "ema", "optimizer", "scheduler", "rng", "recipe"}
+    assert checkpoint["step"] == STEPS and checkpoint["recipe"]["lr"] == 0.01
+    run = load_run(finished)
+    assert run["metrics"]["steps"] == STEPS and run["metrics"]["world_size"] == 1
+    assert run["metrics"]["final_loss"] == loss[-1] and run["choices"]["stage"] == "toy"
+    written = [path for path in finished.rglob("*") if path.is_file() and path.name != "run.json"
+               and ".hydra" not in path.parts and path.suffix != ".log"]
+    assert (finished / "model" / "toy.safetensors") in written
+    assert all(path.stat().st_mtime_ns <= (finished / "run.json").stat().st_mtime_ns for path in written)
+
+
+def test_killed_and_resumed_equals_uninterrupted(finished, tmp_path):
+    output = tmp_path / "killed"
+    process = subprocess.Popen([*inbetween_executable(), *train_args(output, SLOW_STEP)], cwd=tmp_path,
+                               env=toy_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (output / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    assert process.wait() == -9, "the run ended before it could be killed"
+    killed_at = load_checkpoint(output)["step"]
+    assert 0 < killed_at < STEPS and not (output / "run.json").exists() and not (output / "model").exists()
+
+    result = train(output, SLOW_STEP)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed toy at step {killed_at}" in result.stdout + result.stderr
+    name = "model/toy.safetensors"
+    assert (output / name).read_bytes() == (finished / name).read_bytes()
+    resumed, whole = load_checkpoint(output), load_checkpoint(finished)
+    assert_same_tensors(resumed["model"], whole["model"])
+    assert_same_tensors(resumed["ema"], whole["ema"])
+    assert losses(output) == losses(finished)
+    assert load_run(output)["resumed_from_step"] == killed_at
+
+
+def test_finished_run_rerun_only_exports(finished, tmp_path):
+    output = tmp_path / "again"
+    shutil.copytree(finished, output)
+    before = {name: (output / name).read_bytes() for name in ("checkpoint.pt", "metrics.jsonl")}
+    changed = train(output, SLOW_STEP, "trainer.lr=0.02")
+    assert changed.returncode == 2, changed.stderr
+    assert "trained with other settings: lr=0.02 (checkpoint: 0.01)" in changed.stderr
+    result = train(output, SLOW_STEP)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed toy at step {STEPS}" in result.stdout + result.stderr
+    assert all((output / name).read_bytes() == content for name, content in before.items())
+    assert (output / "model/toy.safetensors").read_bytes() == (finished / "model/toy.safetensors").read_bytes()
+    assert load_run(output)["resumed_from_step"] == STEPS
+
+
+def test_torchrun_two_processes_agree_and_repeat(tmp_path):
+    outputs = [tmp_path / "a", tmp_path / "b"]
+    for output in outputs:
+        result = torchrun(output)
+        assert result.returncode == 0, result.stdout + result.stderr
+    runs = [load_run(output) for output in outputs]
+    digests = runs[0]["rank_weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert runs[0]["metrics"]["world_size"] == 2 and runs[1]["rank_weight_digests"] == digests
+    assert (outputs[0] / "model/toy.safetensors").read_bytes() == (outputs[1] / "model/toy.safetensors").read_bytes()
+    assert losses(outputs[0]) == losses(outputs[1]) and losses(outputs[0])[-1][1] < losses(outputs[0])[0][1]
+    assert "output_subdir" not in (outputs[0] / ".hydra" / "overrides.yaml").read_text()  # rank 0 wrote .hydra/
+
+
+def test_multirun_sweep_summarises(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = train(sweep, "--multirun", "trainer.lr=0.01,0.02", "trainer.steps=10")
+    assert result.returncode == 0, result.stderr
+    with open(sweep / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["trainer.lr"] for row in rows} == {"0.01", "0.02"}
+    assert all(float(row["metrics.final_loss"]) > 0 and row["metrics.steps"] == "10" for row in rows)
+
+
+@pytest.mark.parametrize("overrides, env, words", [
+    (["trainer.batch_size=15"], {"WORLD_SIZE": "2", "RANK": "0"}, "choose a positive multiple of 2"),
+    (["trainer.precision=fp16"], {}, "trainer.precision must be one of bf16, fp32, got 'fp16'"),
+    (["trainer.steps=0"], {}, "trainer.steps must be 1 or more, got 0"),
+    (["trainer.stepz=5"], {}, "stepz"),
+], ids=["batch not divisible", "unknown precision", "no steps", "unknown key"])
+def test_bad_settings_exit_2(tmp_path, overrides, env, words):
+    # WORLD_SIZE=2 without torchrun: the settings are checked before any process group is made
+    output = tmp_path / "out"
+    result = train(output, *overrides, **env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert not (output / "checkpoint.pt").exists() and not (output / "run.json").exists()
+
+
+def test_step_batches_split_the_epoch_stream():
+    size, batch, seed = 10, 4, 7  # 2 steps per epoch, 2 items of each epoch dropped
+    whole = list(StepBatches(size, batch, seed, Topology(0, 1, torch.device("cpu")), 0, 6))
+    halves = [list(StepBatches(size, batch, seed, Topology(rank, 2, torch.device("cpu")), 0, 6)) for rank in (0, 1)]
+    assert [a + b for a, b in zip(*halves)] == whole
+    for epoch in range(3):
+        assert whole[2 * epoch] + whole[2 * epoch + 1] == epoch_order(size, seed, epoch)[:8].tolist()
+    assert list(StepBatches(size, batch, seed, Topology(0, 1, torch.device("cpu")), 3, 6)) == whole[3:]
+    assert [warmup_factor(step, 4) for step in (0, 3, 9)] == [0.25, 1.0, 1.0] and warmup_factor(0, 0) == 1.0
+
