@@ -91,14 +91,14 @@ def test_cosine_schedule_matches_closed_form():
     closed_form = f / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
     # identical except the last step, whose beta (~1) is clipped at 0.999
     torch.testing.assert_close(schedule.alphas_cumprod[:-1], closed_form[:-1], rtol=1e-10, atol=0)
-    assert schedule.alphas_cumprod[-1] == pytest.approx(closed_form[-2] * 0.001, rel=1e-9)
+    assert schedule.alphas_cumprod[-1].item() == pytest.approx(closed_form[-2].item() * 0.001, rel=1e-9)
     assert schedule.alphas_cumprod[-1] < 1e-8 and schedule.alphas_cumprod[0] > 0.99995
 
 
 def test_linear_schedule_is_ddpm():
     abar = NoiseSchedule("linear").alphas_cumprod
-    assert abar[0] == pytest.approx(1 - 1e-4, abs=1e-15)
-    assert abar[1] == pytest.approx((1 - 1e-4) * (1 - 1e-4 - 0.0199 / 999), rel=1e-12)
+    assert abar[0].item() == pytest.approx(1 - 1e-4, abs=1e-15)
+    assert abar[1].item() == pytest.approx((1 - 1e-4) * (1 - 1e-4 - 0.0199 / 999), rel=1e-12)
     assert 4.0e-5 < abar[-1] < 4.1e-5  # the classic DDPM value ~4.04e-5
 
 
