@@ -757,6 +757,12 @@ def read_attributes(image: np.ndarray | torch.Tensor) -> dict[str, str | None]:
     }
 
 
+def _attribute_hits(reads: Sequence[dict[str, str | None]], captions: Sequence[str]) -> np.ndarray:
+    """``bool (N, 5)``: whether each read attribute (in ``_SLOTS`` order) equals its caption's."""
+    scenes = [parse_caption(caption) for caption in captions]
+    return np.array([[read[slot] == getattr(scene, slot) for slot in _SLOTS] for read, scene in zip(reads, scenes)])
+
+
 def faithfulness(images: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
                  captions: Sequence[str]) -> dict[str, float]:
     """How well images show their captions: per-attribute accuracy and the share with all five right.
@@ -768,9 +774,7 @@ def faithfulness(images: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
     if len(images) != len(captions) or len(captions) == 0:
         raise InbetweenError(f"faithfulness needs one caption per image and at least one of each; "
                              f"got {len(images)} images and {len(captions)} captions.")
-    scenes = [parse_caption(caption) for caption in captions]
-    reads = [read_attributes(image) for image in images]
-    hits = np.array([[read[slot] == getattr(scene, slot) for slot in _SLOTS] for read, scene in zip(reads, scenes)])
+    hits = _attribute_hits([read_attributes(image) for image in images], captions)
     scores = {slot: float(hits[:, k].mean()) for k, slot in enumerate(_SLOTS)}
     return scores | {"all_correct": float(hits.all(axis=1).mean())}
 
@@ -790,5 +794,5 @@ def identity_scores(keyframes: Sequence[torch.Tensor], shots: Sequence[Sequence[
         reads = [read_attributes(key) for key in keys]
         same = all(len({read[slot] for read in reads}) == 1 for slot in IDENTITY)
         kept.append(same)
-        consistent.append(same and faithfulness(keys, list(prompts))["all_correct"] == 1.0)
+        consistent.append(same and bool(_attribute_hits(reads, prompts).all()))
     return {"identity_kept": float(np.mean(kept)), "consistent": float(np.mean(consistent))}

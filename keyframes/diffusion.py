@@ -61,21 +61,19 @@ class KeyframeModel:
         return self.config["size"]
 
     @classmethod
-    def build(cls, text: TextEncoder, size: int, unet: dict[str, Any], schedule: str, prediction: str) -> KeyframeModel:
-        """A fresh (untrained) denoiser for ``text``'s features."""
-        config = {"size": size, "unet": dict(unet), "schedule": schedule, "prediction": prediction}
+    def build(cls, text: TextEncoder, config: dict[str, Any]) -> KeyframeModel:
+        """A fresh (untrained) denoiser for ``text``'s features; ``config`` as in ``config.json``."""
         return cls(text, _unet(config, text), config)
 
     def conditioning(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(context (B, L, D), mask (B, L), pooled (B, P))`` for the prompts (``""``: unconditional)."""
         return self.text.encode(prompts)
 
-    def denoiser(self, unet: torch.nn.Module | None = None):
-        """``denoise(x_t, t, (context, mask, pooled)) -> x0`` with ``unet`` (default: this model's)."""
-        unet = unet or self.unet
+    def denoiser(self):
+        """``denoise(x_t, t, (context, mask, pooled)) -> x0`` of this model's UNet."""
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            predict = x0_denoiser(lambda x, step: unet(x, step, *cond).float(), self.schedule,
+            predict = x0_denoiser(lambda x, step: self.unet(x, step, *cond).float(), self.schedule,
                                   self.config["prediction"])
             return predict(x_t, t)
 
@@ -84,12 +82,12 @@ class KeyframeModel:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], noise: torch.Tensor, sampler: str = "dpmpp_2m", steps: int = 20,
                  guidance: float = 3.0, eta: float = 0.0, generator: torch.Generator | None = None,
-                 precision: str = "bf16", unet: torch.nn.Module | None = None) -> torch.Tensor:
+                 precision: str = "bf16") -> torch.Tensor:
         """Images ``(B, 3, size, size)`` in ``[-1, 1]`` from ``noise`` ``(B, 3, size, size)``."""
         device = noise.device
         cond = self.conditioning(prompts)
         uncond = self.conditioning([""] * len(prompts))
-        denoise = classifier_free_guidance(self.denoiser(unet), cond, uncond, guidance)
+        denoise = classifier_free_guidance(self.denoiser(), cond, uncond, guidance)
         with autocast(device, precision):
             images = sample(denoise, noise, self.schedule, sampler, steps, eta, generator)
         return images.float().clamp(-1, 1)

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 
-from inbetween.diffusion import PREDICTIONS, diffusion_loss
+from inbetween.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
 from inbetween.errors import InbetweenError
 from inbetween.training import TrainingTask
 from inbetween.video import contact_sheet, to_uint8
@@ -112,17 +112,17 @@ class KeyframeTask(TrainingTask):
             raise InbetweenError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}.")
         if not 0.0 <= cond_dropout < 1.0:
             raise InbetweenError(f"cond_dropout is a probability in [0, 1), got {cond_dropout}.")
-        text = load_text_encoder(text_encoder)
-        self.template = KeyframeModel(text, None, {"size": size, "unet": dict(unet or {}), "schedule": schedule,
-                                                   "prediction": prediction})
+        self.text = load_text_encoder(text_encoder)
+        self.config = {"size": size, "unet": dict(unet or {}), "schedule": schedule, "prediction": prediction}
+        self.schedule = NoiseSchedule(schedule)
         self.cond_dropout, self.grid_captions = cond_dropout, grid_captions
         self.grid_steps, self.grid_guidance = grid_steps, grid_guidance
         self.data = WorldCaptions(size)
-        self.context, self.mask, self.pooled = text.encode(self.data.captions)
-        self.null = text.encode([""])
+        self.context, self.mask, self.pooled = self.text.encode(self.data.captions)
+        self.null = self.text.encode([""])
 
     def build_model(self) -> nn.Module:
-        return KeyframeModel.build(self.template.text, **self.template.config).unet.to(memory_format=torch.channels_last)
+        return KeyframeModel.build(self.text, self.config).unet.to(memory_format=torch.channels_last)
 
     def dataset(self) -> Dataset:
         return self.data
@@ -142,17 +142,17 @@ class KeyframeTask(TrainingTask):
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         cond = self._conditioning(batch["index"], generator)
         x0 = batch["image"].contiguous(memory_format=torch.channels_last)
-        return diffusion_loss(lambda x_t, t: model(x_t, t, *cond).float(), x0, self.template.schedule,
-                              self.template.config["prediction"], generator)
+        return diffusion_loss(lambda x_t, t: model(x_t, t, *cond).float(), x0, self.schedule,
+                              self.config["prediction"], generator)
 
     def _model(self, unet: nn.Module) -> KeyframeModel:
-        return KeyframeModel(self.template.text.to(next(unet.parameters()).device), unet, self.template.config)
+        return KeyframeModel(self.text.to(next(unet.parameters()).device), unet, self.config)
 
     def sample_grid(self, model: nn.Module) -> np.ndarray:
         """Keyframes of ``grid_captions`` fixed random captions from fixed noise, captioned."""
         captions = random_captions(self.grid_captions, GRID_SEED)
         device = next(model.parameters()).device
-        size = self.template.size
+        size = self.config["size"]
         noise = torch.randn((len(captions), 3, size, size), generator=torch.Generator().manual_seed(GRID_SEED)).to(device)
         images = self._model(model).generate(captions, noise, steps=self.grid_steps, guidance=self.grid_guidance)
         return contact_sheet(list(to_uint8(images)), captions, columns=4, tile=128)

@@ -117,7 +117,7 @@ def test_unet_reads_the_caption(encoder):
 @pytest.fixture(scope="module")
 def tiny_model_folder(encoder, tmp_path_factory):
     torch.manual_seed(1)
-    model = KeyframeModel.build(encoder, size=32, unet=TINY_UNET, schedule="cosine", prediction="v")
+    model = KeyframeModel.build(encoder, {"size": 32, "unet": TINY_UNET, "schedule": "cosine", "prediction": "v"})
     folder = tmp_path_factory.mktemp("tiny_keyframes")
     model.save(folder)
     return folder
