@@ -5,7 +5,7 @@ stage=keyframes`` writes new ones) holds:
 
 * ``config.json``: image ``size``, ``unet`` constructor arguments, noise ``schedule`` and
   ``prediction`` (eps / v / x0);
-* ``unet.safetensors``: the denoiser's (EMA) weights;
+* ``unet.safetensors``: the denoiser's (EMA) weights in float16;
 * ``text_encoder.json`` (+ ``text_encoder.safetensors``): the frozen open_clip encoder.
 
 Nothing is unpickled: weights are safetensors and settings JSON.
@@ -96,7 +96,8 @@ class KeyframeModel:
         """Write the model folder: text encoder, denoiser weights, config."""
         folder = Path(folder)
         self.text.save(folder)
-        weights = {name: tensor.detach().float().contiguous() for name, tensor in self.unet.state_dict().items()}
+        # float16 halves the file; load() casts back to float32
+        weights = {name: tensor.detach().half().contiguous() for name, tensor in self.unet.state_dict().items()}
         with atomic_path(folder / UNET_FILE) as path:
             save_file(weights, str(path))
         with atomic_path(folder / CONFIG_FILE) as path:
@@ -113,7 +114,7 @@ class KeyframeModel:
         config = json.loads((folder / CONFIG_FILE).read_text())
         text = load_text_encoder(folder)
         unet = _unet(config, text)
-        unet.load_state_dict(load_file(str(folder / UNET_FILE)))
+        unet.load_state_dict({name: tensor.float() for name, tensor in load_file(str(folder / UNET_FILE)).items()})
         model = cls(text.to(device), unet.to(device).eval().requires_grad_(False), config)
         model.unet.to(memory_format=torch.channels_last)
         return model

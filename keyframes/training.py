@@ -22,7 +22,8 @@ from inbetween.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
 from inbetween.errors import InbetweenError
 from inbetween.training import TrainingTask
 from inbetween.video import contact_sheet, to_uint8
-from inbetween.world import all_captions, random_captions, render_caption
+from inbetween.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, all_captions, random_captions, \
+    render_caption
 from keyframes.clip import TextEncoder, clip_pixels, import_open_clip, load_text_encoder, world_clip
 from keyframes.diffusion import KeyframeModel
 
@@ -45,6 +46,48 @@ class WorldCaptions(Dataset):
         return {"image": self.images[index], "index": index}
 
 
+#: The caption slots, and their word counts, in :func:`inbetween.world.all_captions` order: a
+#: caption's index there is a mixed-radix number with one digit per slot.
+SLOT_NAMES = ("size", "colour", "shape", "position", "background")
+SLOT_SIZES = torch.tensor([len(SIZES), len(COLOURS), len(SHAPES), len(POSITIONS), len(BACKGROUNDS)])
+#: Place value of each slot's digit in a caption index.
+SLOT_PLACES = torch.cat([torch.cumprod(SLOT_SIZES.flip(0), 0).flip(0)[1:], SLOT_SIZES.new_ones(1)])
+
+
+def one_slot_variants(index: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``(B, count)`` caption indices: each a variant of ``index (B,)`` with one random slot
+    (size, colour, shape, position or background) changed to another random word of that slot.
+
+    Indices are into :func:`inbetween.world.all_captions`; draws come from ``generator``.
+    """
+    device = index.device
+    radix, place = SLOT_SIZES.to(device), SLOT_PLACES.to(device)
+    shape = (len(index), count)
+    slot = torch.randint(len(radix), shape, generator=generator, device=device)
+    shift = 1 + (torch.rand(shape, generator=generator, device=device) * (radix[slot] - 1)).long()
+    digit = index[:, None] // place[slot] % radix[slot]
+    return index[:, None] + ((digit + shift) % radix[slot] - digit) * place[slot]
+
+
+@torch.no_grad()
+def slot_retrieval(encoder: TextEncoder, data: WorldCaptions) -> dict[str, float]:
+    """How well ``encoder`` tells apart captions that differ in one slot, keyed by slot name.
+
+    For every caption of ``data`` (all of them) and every slot, the render is matched against
+    the captions that share all other slots; the score is the share of renders whose own
+    caption has the highest CLIP similarity (chance: 1 / words in the slot).
+    """
+    similarity = encoder.encode_images(data.images) @ encoder.encode(data.captions)[2].T  # (N images, N texts)
+    index = torch.arange(len(data.captions))
+    scores = {}
+    for name, radix, weight in zip(SLOT_NAMES, SLOT_SIZES.tolist(), SLOT_PLACES.tolist()):
+        digit = index // weight % radix
+        group = index[:, None] + (torch.arange(radix)[None] - digit[:, None]) * weight  # (N, radix)
+        chosen = similarity.gather(1, group).argmax(dim=1)
+        scores[name] = float((chosen == digit).float().mean())
+    return scores
+
+
 def _distributed_rank_and_size() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -52,12 +95,20 @@ def _distributed_rank_and_size() -> tuple[int, int]:
 
 
 class ClipTask(TrainingTask):
-    """Contrastive training of :data:`keyframes.clip.WORLD_CLIP` (or ``config``) on world pairs."""
+    """Contrastive training of :data:`keyframes.clip.WORLD_CLIP` (or ``config``) on world pairs.
+
+    Every caption of a batch brings ``hard_negatives`` variants that differ from it in one
+    slot (:func:`one_slot_variants`): without them a random batch almost never holds two
+    captions that differ only in, say, position, and the encoder learns to ignore it.
+    """
 
     name = "clip"
 
-    def __init__(self, size: int = 64, config: dict[str, Any] | None = None, grid_captions: int = 12):
-        self.size, self.config, self.grid_captions = size, config, grid_captions
+    def __init__(self, size: int = 64, config: dict[str, Any] | None = None, grid_captions: int = 12,
+                 hard_negatives: int = 3):
+        if hard_negatives < 0:
+            raise InbetweenError(f"hard_negatives counts variants per caption; it must be >= 0, got {hard_negatives}.")
+        self.size, self.config, self.grid_captions, self.hard_negatives = size, config, grid_captions, hard_negatives
         self.encoder = world_clip(config)
         self.data = WorldCaptions(size)
         self.tokens = self.encoder.tokenize(self.data.captions)
@@ -72,8 +123,12 @@ class ClipTask(TrainingTask):
         open_clip = import_open_clip()
         rank, world_size = _distributed_rank_and_size()
         criterion = open_clip.loss.ClipLoss(gather_with_grad=True, rank=rank, world_size=world_size)
-        pixels = clip_pixels(batch["image"], self.size)
-        image_features, text_features, logit_scale = model(pixels, self.tokens.to(pixels.device)[batch["index"]])
+        index = batch["index"]
+        variants = one_slot_variants(index, self.hard_negatives, generator).flatten()
+        images = torch.cat([batch["image"], self.data.images[variants.cpu()].to(index.device)])
+        index = torch.cat([index, variants])
+        image_features, text_features, logit_scale = model(clip_pixels(images, self.size),
+                                                           self.tokens.to(index.device)[index])
         return criterion(image_features.float(), text_features.float(), logit_scale.float())
 
     def _encoder(self, model: nn.Module) -> TextEncoder:

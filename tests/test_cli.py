@@ -112,7 +112,7 @@ def bad_input_cases(tmp_path: Path, keyframe_files: list[Path]) -> dict[str, tup
         "negative between": (["interpolate", f"images=[{a},{b}]", "between=-1"], "0 or more"),
         "invalid yaml": (["generate", f"storyboard={invalid}"], "not valid YAML"),
         "no shots": (["generate", f"storyboard={no_shots}"], "'shots'"),
-        "unknown caption word": (["generate", "storyboard=[a huge red circle]"], "huge"),
+        "unknown caption word": (["generate", "keyframes=world", "storyboard=[a huge red circle]"], "huge"),
         "unknown option": (["generate", "interpolate=magic"], "Could not find 'interpolate/magic'"),
         "unknown key": (["generate", "betwen=3"], "betwen"),
         "unknown stage key": (["generate", "flow.presett=fast"], "presett"),

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from inbetween.errors import InbetweenError
+from inbetween.world import all_captions, parse_caption
 from tests.conftest import load_run, run_cli
 from keyframes.clip import SPEC_FILE, import_open_clip, load_text_encoder, pretrained_clip, world_clip
 from keyframes.diffusion import DiffusionKeyframes, KeyframeModel
+from keyframes.training import SLOT_NAMES, WorldCaptions, one_slot_variants, slot_retrieval
 from keyframes.unet import TextUNet
 
 CAPTIONS = ["a large red circle at the left on a black background", "a small blue star at the top right on a gray background"]
@@ -150,6 +152,35 @@ def test_consistency_switch_shares_the_starting_noise(tiny_model_folder):
     assert torch.equal(shared[0], shared[2]) and not torch.equal(independent[0], independent[2])
     with pytest.raises(InbetweenError, match="consistency must be one of"):
         DiffusionKeyframes(str(tiny_model_folder), consistency="magic")
+
+
+def test_hard_negatives_change_exactly_one_slot_and_cover_every_slot():
+    captions = all_captions()
+    anchors = torch.randint(len(captions), (300,), generator=torch.Generator().manual_seed(0))
+    variants = one_slot_variants(anchors, 3, torch.Generator().manual_seed(1))
+    assert variants.shape == (300, 3)
+    changed = []
+    for anchor, row in zip(anchors.tolist(), variants.tolist()):
+        scene = parse_caption(captions[anchor])
+        for variant in row:
+            other = parse_caption(captions[variant])
+            differing = [slot for slot in SLOT_NAMES if getattr(scene, slot) != getattr(other, slot)]
+            assert len(differing) == 1, (captions[anchor], captions[variant])
+            changed.append(differing[0])
+    assert set(changed) == set(SLOT_NAMES)
+
+
+@pytest.fixture(scope="module")
+def world_captions_64():
+    return WorldCaptions(64)
+
+
+def test_slot_retrieval_is_at_chance_for_an_untrained_encoder_and_high_for_the_shipped_one(encoder,
+                                                                                          world_captions_64):
+    untrained = slot_retrieval(encoder, world_captions_64)
+    assert set(untrained) == set(SLOT_NAMES) and untrained["position"] < 0.4
+    shipped = slot_retrieval(load_text_encoder(), world_captions_64)
+    assert min(shipped.values()) >= 0.99, shipped
 
 
 TINY_TRAIN = ["trainer.steps=2", "trainer.batch_size=8", "trainer.warmup_steps=1", "trainer.checkpoint_every=2",
