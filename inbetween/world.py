@@ -63,7 +63,8 @@ CLIP_KINDS: tuple[str, ...] = ("translate", "ease", "arc", "rotate", "scale", "o
 # ----------------------------------------------------------------------------------------------
 # Captions
 
-_SLOTS: dict[str, Sequence[str]] = {
+#: Caption slot -> its words, in caption order (the order of :func:`all_captions`' product).
+SLOTS: dict[str, Sequence[str]] = {
     "size": tuple(SIZES),
     "colour": tuple(COLOURS),
     "shape": SHAPES,
@@ -76,7 +77,7 @@ _SPELLINGS = {"centre": "center", "grey": "gray"}
 
 def _vocabulary() -> str:
     """The caption vocabulary in words, for error messages."""
-    slots = "; ".join(f"{slot}: {', '.join(words)}" for slot, words in _SLOTS.items())
+    slots = "; ".join(f"{slot}: {', '.join(words)}" for slot, words in SLOTS.items())
     return f"The vocabulary is {slots} (filler words {', '.join(_FILLERS)} are ignored)."
 
 
@@ -91,7 +92,7 @@ class Scene:
     background: str = "black"
 
     def __post_init__(self) -> None:
-        for slot, words in _SLOTS.items():
+        for slot, words in SLOTS.items():
             if getattr(self, slot) not in words:
                 raise InbetweenError(f"{getattr(self, slot)!r} is not a {slot}. {_vocabulary()}")
 
@@ -102,7 +103,7 @@ class Scene:
     @classmethod
     def random(cls, rng: np.random.Generator) -> Scene:
         """A scene with every slot drawn uniformly from ``rng``."""
-        return cls(**{slot: words[rng.integers(len(words))] for slot, words in _SLOTS.items()})
+        return cls(**{slot: words[rng.integers(len(words))] for slot, words in SLOTS.items()})
 
 
 def _caption_words(text: str) -> list[str]:
@@ -122,7 +123,7 @@ def _slot_of(word: str, after_on: bool) -> str:
     if after_on and word in COLOURS:
         raise InbetweenError(f"{word!r} after 'on' names the background, which must be "
                              f"{', '.join(BACKGROUNDS)}. {_vocabulary()}")
-    for slot, words in _SLOTS.items():
+    for slot, words in SLOTS.items():
         if word in words:
             return slot
     raise InbetweenError(f"Unknown word {word!r} in the caption. {_vocabulary()}")
@@ -152,7 +153,7 @@ def parse_caption(text: str) -> Scene:
 def all_captions() -> list[str]:
     """The canonical caption of every scene (3 sizes x 8 colours x 4 shapes x 9 positions x 3
     backgrounds = 2592), in a fixed order."""
-    return [Scene(*words).caption() for words in itertools.product(*_SLOTS.values())]
+    return [Scene(*words).caption() for words in itertools.product(*SLOTS.values())]
 
 
 def random_captions(n: int, seed: int) -> list[str]:
@@ -741,7 +742,7 @@ def read_attributes(image: np.ndarray | torch.Tensor) -> dict[str, str | None]:
     background, background_rgb = _read_background(rgb)
     found = _object_coverage(rgb, background_rgb)
     if found is None:
-        return dict.fromkeys(_SLOTS) | {"background": background}
+        return dict.fromkeys(SLOTS) | {"background": background}
     colour, coverage = found
     rows, cols = np.nonzero(coverage)
     weight, x, y = coverage[rows, cols], cols + 0.5, rows + 0.5
@@ -758,9 +759,9 @@ def read_attributes(image: np.ndarray | torch.Tensor) -> dict[str, str | None]:
 
 
 def _attribute_hits(reads: Sequence[dict[str, str | None]], captions: Sequence[str]) -> np.ndarray:
-    """``bool (N, 5)``: whether each read attribute (in ``_SLOTS`` order) equals its caption's."""
+    """``bool (N, 5)``: whether each read attribute (in ``SLOTS`` order) equals its caption's."""
     scenes = [parse_caption(caption) for caption in captions]
-    return np.array([[read[slot] == getattr(scene, slot) for slot in _SLOTS] for read, scene in zip(reads, scenes)])
+    return np.array([[read[slot] == getattr(scene, slot) for slot in SLOTS] for read, scene in zip(reads, scenes)])
 
 
 def faithfulness(images: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
@@ -775,7 +776,7 @@ def faithfulness(images: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
         raise InbetweenError(f"faithfulness needs one caption per image and at least one of each; "
                              f"got {len(images)} images and {len(captions)} captions.")
     hits = _attribute_hits([read_attributes(image) for image in images], captions)
-    scores = {slot: float(hits[:, k].mean()) for k, slot in enumerate(_SLOTS)}
+    scores = {slot: float(hits[:, k].mean()) for k, slot in enumerate(SLOTS)}
     return scores | {"all_correct": float(hits.all(axis=1).mean())}
 
 

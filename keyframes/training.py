@@ -22,8 +22,7 @@ from inbetween.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
 from inbetween.errors import InbetweenError
 from inbetween.training import TrainingTask
 from inbetween.video import contact_sheet, to_uint8
-from inbetween.world import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, all_captions, random_captions, \
-    render_caption
+from inbetween.world import SLOTS, all_captions, random_captions, render_caption
 from keyframes.clip import TextEncoder, clip_pixels, import_open_clip, load_text_encoder, world_clip
 from keyframes.diffusion import KeyframeModel
 
@@ -48,8 +47,8 @@ class WorldCaptions(Dataset):
 
 #: The caption slots, and their word counts, in :func:`inbetween.world.all_captions` order: a
 #: caption's index there is a mixed-radix number with one digit per slot.
-SLOT_NAMES = ("size", "colour", "shape", "position", "background")
-SLOT_SIZES = torch.tensor([len(SIZES), len(COLOURS), len(SHAPES), len(POSITIONS), len(BACKGROUNDS)])
+SLOT_NAMES = tuple(SLOTS)
+SLOT_SIZES = torch.tensor([len(words) for words in SLOTS.values()])
 #: Place value of each slot's digit in a caption index.
 SLOT_PLACES = torch.cat([torch.cumprod(SLOT_SIZES.flip(0), 0).flip(0)[1:], SLOT_SIZES.new_ones(1)])
 
