@@ -89,6 +89,8 @@ class EvaluateConfig(FlowCommandConfig):
     data_root: str = MISSING
     methods: list[str] = MISSING  # names of conf/interpolate/*.yaml
     keyframe_methods: list[str] = MISSING  # names of conf/keyframes/*.yaml
+    method_options: dict[str, Any] = field(default_factory=dict)  # per interpolator: constructor options
+    keyframe_method_options: dict[str, Any] = field(default_factory=dict)  # per keyframe generator
     datasets: list[str] = MISSING  # captions, shots (keyframes); world, triplets, videos (interpolators)
     clip_score: Any = MISSING  # the CLIP model of the clip_score metric (instantiated)
     captions: CaptionsEvalConfig = field(default_factory=CaptionsEvalConfig)

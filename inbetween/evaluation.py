@@ -15,7 +15,8 @@ Metrics per case, averaged per (subset, method): PSNR (dB, 8-bit frames, peak 25
 difference in 8-bit units between each frame of ``[left, in-betweens..., right]`` and its
 successor warped back by the *reference* flow, over pixels the reference marks visible;
 the reference flow is exact on world clips and DIS between true frames on real data, the
-same for every method), and seconds per in-between frame (flow estimation included).
+same for every method), seconds per in-between frame (flow estimation included), and on
+world clips the end-point error of the flow a method used against the exact flow (``flow_epe``).
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from flow.metrics import endpoint_error
 from inbetween import keyframe_eval
 from inbetween.errors import InbetweenError
 from inbetween.sweep import write_run_record, write_table
-from inbetween.video import from_uint8, read_image, read_video, to_uint8
+from inbetween.video import find_videos, from_uint8, read_image, read_video, to_uint8
 from inbetween.warp import backward_warp, occlusion_mask
 from inbetween.world import CLIP_KINDS, Clip
 
 PSNR_CAP = 100.0
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Case:
     uint8 ``(T, H, W, 3)``. ``reference_flows`` ``(T + 1, 2, H, W)`` and ``reference_visible``
     ``(T + 1, H, W)`` describe the motion between consecutive frames of
     ``[left, truth..., right]`` (``None`` until :func:`with_reference_flow` fills them).
+    ``key_flow`` ``(2, H, W)`` is the true flow from left to right keyframe, where known.
     """
 
     subset: str
@@ -61,6 +63,7 @@ class Case:
     truth: np.ndarray
     reference_flows: np.ndarray | None = None
     reference_visible: np.ndarray | None = None
+    key_flow: np.ndarray | None = None
 
     @property
     def sequence(self) -> np.ndarray:
@@ -101,6 +104,7 @@ def world_cases(gaps: Sequence[int], clip_frames: int, clips_per_kind: int, size
                     truth=frames[1:-1],
                     reference_flows=np.stack([clip.flow(t0, t1, size) for t0, t1 in pairs]),
                     reference_visible=np.stack([clip.visible_mask(t0, t1, size) for t0, t1 in pairs]),
+                    key_flow=clip.flow(0.0, frame_times[-1], size),
                 )
 
 
@@ -134,24 +138,10 @@ def triplet_cases(root: str | Path, limit: int | None = None) -> Iterator[Case]:
         yield Case(subset, name, np.stack([first, last]), [0.5], middle[None])
 
 
-def _video_paths(paths: Sequence[str]) -> list[Path]:
-    found: list[Path] = []
-    for entry in map(Path, paths):
-        if entry.is_dir():
-            found += sorted(p for p in entry.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-        elif entry.is_file():
-            found.append(entry)
-        else:
-            raise InbetweenError(f"video path '{entry}' does not exist. Give video files or folders of them in videos.paths.")
-    if not found:
-        raise InbetweenError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) found in {list(paths)}.")
-    return found
-
-
 def video_cases(paths: Sequence[str], max_frames: int) -> Iterator[Case]:
     """Real videos with every other frame dropped: frames ``2i`` and ``2i + 2`` are the
     keyframes, frame ``2i + 1`` the truth; the first ``max_frames`` frames of each video."""
-    for path in _video_paths(paths):
+    for path in find_videos(paths, "videos.paths"):
         frames = read_video(path, max_frames=max_frames)
         for start in range(0, len(frames) - 2, 2):
             yield Case(path.stem, f"{path.stem}-{start + 1:04d}", frames[[start, start + 2]], [0.5],
@@ -200,25 +190,40 @@ def with_reference_flow(case: Case, flow_estimator) -> Case:
 # ----------------------------------------------------------------------------- running
 
 
-def interpolate_case(method, flow_estimator, case: Case) -> tuple[np.ndarray, float]:
-    """Run one method on one case: uint8 in-betweens ``(T, H, W, 3)`` and seconds taken."""
+@dataclass
+class Interpolated:
+    """One method's answer to a case: uint8 ``frames`` ``(T, H, W, 3)``, the ``seconds`` it took
+    (flow included) and the flow it used from left to right, ``(2, H, W)`` (None without flow)."""
+
+    frames: np.ndarray
+    seconds: float
+    flow: torch.Tensor | None
+
+
+def interpolate_case(method, flow_estimator, case: Case) -> Interpolated:
+    """Run one method on one case."""
     left, right = from_uint8(case.keys[:1]), from_uint8(case.keys[1:])
     started = time.perf_counter()
     flow_lr = flow_rl = None
     if method.needs_flow:
         flow_lr, flow_rl = flow_estimator.bidirectional(left, right)
     frames = method(left, right, flow_lr, flow_rl, case.times)[0]
-    return to_uint8(frames), time.perf_counter() - started
+    return Interpolated(to_uint8(frames), time.perf_counter() - started, None if flow_lr is None else flow_lr[0])
 
 
-def score_case(prediction: np.ndarray, seconds: float, case: Case) -> dict[str, float]:
-    sequence = between_keys(case.keys, prediction)
-    return {
-        "psnr": psnr(prediction, case.truth),
-        "ssim": ssim(prediction, case.truth),
+def score_case(answer: Interpolated, case: Case) -> dict[str, float]:
+    """PSNR, SSIM, warping error, seconds per frame and, where the true flow is known and the
+    method used flow, the flow's end-point error ``flow_epe`` (pixels)."""
+    sequence = between_keys(case.keys, answer.frames)
+    scores = {
+        "psnr": psnr(answer.frames, case.truth),
+        "ssim": ssim(answer.frames, case.truth),
         "warp_error": warping_error(sequence, case.reference_flows, case.reference_visible),
-        "s_per_frame": seconds / len(case.times),
+        "s_per_frame": answer.seconds / len(case.times),
     }
+    if case.key_flow is not None and answer.flow is not None:
+        scores["flow_epe"] = endpoint_error(answer.flow, torch.from_numpy(case.key_flow))
+    return scores
 
 
 def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimator,
@@ -228,17 +233,17 @@ def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimato
     for case in tqdm(cases, desc=description, unit="case", disable=None):
         with_reference_flow(case, flow_estimator)
         for name, method in methods.items():
-            prediction, seconds = interpolate_case(method, flow_estimator, case)
             rows.append({"subset": case.subset, "case": case.name, "method": name,
-                         **score_case(prediction, seconds, case)})
+                         **score_case(interpolate_case(method, flow_estimator, case), case)})
     return rows
 
 
-METRICS = ("psnr", "ssim", "warp_error", "s_per_frame")
+METRICS = ("psnr", "ssim", "warp_error", "s_per_frame", "flow_epe")
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean of each metric per (subset, method), then per method over all cases (last)."""
+    """Mean of each metric per (subset, method), then per method over all cases (last); a metric
+    no case of a group has (``flow_epe`` without true flow or for methods without flow) is left out."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["subset"], row["method"]), []).append(row)
@@ -246,7 +251,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(("all", row["method"]), []).append(row)
     table = []
     for (subset, method), members in groups.items():
-        means = {metric: float(np.mean([m[metric] for m in members])) for metric in METRICS}
+        means = {metric: float(np.mean([m[metric] for m in members]))
+                 for metric in METRICS if all(metric in m for m in members)}
         table.append({"subset": subset, "method": method, "cases": len(members), **means})
     return table
 
@@ -265,14 +271,21 @@ def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
     return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
 
 
-def load_methods(names: Sequence[str], group: str = "interpolate") -> dict[str, Any]:
-    """Instantiate each named config of ``group`` (``conf/GROUP/NAME.yaml``)."""
+def load_methods(names: Sequence[str], group: str = "interpolate", options: Any = None) -> dict[str, Any]:
+    """Instantiate each named config of ``group`` (``conf/GROUP/NAME.yaml``), with ``options[NAME]``
+    (a mapping of constructor options, e.g. ``{"checkpoint": DIR}``) merged over it."""
+    options = options or {}
+    unused = sorted(set(options) - set(names))
+    if unused:
+        raise InbetweenError(f"options are given for {', '.join(unused)}, which is not among the methods evaluated "
+                             f"({', '.join(names)}); add it to the methods or drop its options.")
     methods = {}
     for name in names:
         try:
             node = hydra.compose(overrides=[f"+{group}={name}"])[group]
         except MissingConfigException:
             raise InbetweenError(f"unknown method '{name}': there is no conf/{group}/{name}.yaml.") from None
+        node.merge_with(options.get(name, {}))
         methods[name] = hydra.utils.instantiate(node)
     return methods
 
@@ -292,7 +305,7 @@ def _keyframe_shots(name: str, cfg: DictConfig) -> list[list[str]]:
 
 def _keyframe_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path) -> dict[str, float]:
     """Score ``cfg.keyframe_methods`` on the keyframe datasets; write their storyboards and tables."""
-    methods = load_methods(list(cfg.keyframe_methods), group="keyframes")
+    methods = load_methods(list(cfg.keyframe_methods), group="keyframes", options=cfg.keyframe_method_options)
     scorer = hydra.utils.instantiate(cfg.clip_score)
     metrics: dict[str, float] = {}
     for dataset in datasets:
@@ -309,7 +322,7 @@ def _keyframe_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path)
 
 def _interpolation_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path) -> dict[str, float]:
     """Score ``cfg.methods`` on the interpolation datasets; write one table per dataset."""
-    methods = load_methods(list(cfg.methods))
+    methods = load_methods(list(cfg.methods), options=cfg.method_options)
     flow_estimator = hydra.utils.instantiate(cfg.flow)
     metrics: dict[str, float] = {}
     for dataset in datasets:
@@ -317,7 +330,7 @@ def _interpolation_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: 
         markdown = write_table(output_dir, f"eval_{dataset}", table, ["subset", "method", "cases", *METRICS])
         print(f"\n## {dataset}\n\n{markdown}")
         metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]
-                        for row in table if row["subset"] == "all" for metric in METRICS})
+                        for row in table if row["subset"] == "all" for metric in METRICS if metric in row})
     return metrics
 
 

@@ -147,6 +147,28 @@ def probe_video(path: str | os.PathLike) -> dict:
     return {"codec": match.group(1), "width": int(match.group(2)), "height": int(match.group(3))}
 
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def find_videos(paths: Sequence[str | os.PathLike], setting: str) -> list[Path]:
+    """The video files among ``paths`` (files, or folders whose videos are taken in name order).
+
+    ``setting`` names the config key the paths came from, for the error raised when a path
+    does not exist or no video is found.
+    """
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found += sorted(p for p in entry.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif entry.is_file():
+            found.append(entry)
+        else:
+            raise InbetweenError(f"video path '{entry}' does not exist. Give video files or folders of them in {setting}.")
+    if not found:
+        raise InbetweenError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) found in {setting}={list(paths)}.")
+    return found
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
     """Decode a video file to uint8 ``(T, H, W, 3)``, at most ``max_frames`` frames."""
     path = Path(path)

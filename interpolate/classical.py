@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from typing import Sequence
 
 import imageio_ffmpeg
@@ -11,7 +12,7 @@ import torch
 
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
-from inbetween.warp import backward_warp, time_flows
+from inbetween.warp import TimeFlows, backward_warp, time_flows
 from interpolate.base import Interpolator
 
 #: minterpolate refuses frames smaller than this in either dimension.
@@ -43,6 +44,17 @@ class LinearInterpolator(Interpolator):
     def __call__(self, left, right, flow_lr, flow_rl, times):
         frames = [(1 - t) * left + t * right for t in check_times(times)]
         return _stack_times(frames, left)
+
+
+@dataclass
+class WarpedToTime:
+    """The keyframes moved to time ``t``: ``left`` / ``right`` ``(B, 3, H, W)`` backward-warped along
+    ``flows`` (:class:`inbetween.warp.TimeFlows`), and ``blend`` ``(B, 3, H, W)``, flow_warp's frame."""
+
+    left: torch.Tensor
+    right: torch.Tensor
+    flows: TimeFlows
+    blend: torch.Tensor
 
 
 class FlowWarpInterpolator(Interpolator):
@@ -84,8 +96,11 @@ class FlowWarpInterpolator(Interpolator):
         self.beta = beta
         self.visibility_floor = visibility_floor
 
-    def frame_at(self, left, right, flow_lr, flow_rl, t: float) -> torch.Tensor:
-        """The frame at time ``t``, ``(B, 3, H, W)``."""
+    def warp(self, left, right, flow_lr, flow_rl, t: float | torch.Tensor) -> WarpedToTime:
+        """Both keyframes warped to time ``t`` and blended (every tensor ``(B, ., H, W)``).
+
+        ``t``: one time, or a time per item as a ``(B, 1, 1, 1)`` tensor.
+        """
         flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta)
         warped_left = backward_warp(left, flows.flow_t0)
         warped_right = backward_warp(right, flows.flow_t1)
@@ -95,7 +110,11 @@ class FlowWarpInterpolator(Interpolator):
         else:
             weight_left, weight_right = 1 - t, t
         blend = (weight_left * warped_left + weight_right * warped_right) / (weight_left + weight_right)
-        return blend.clamp(-1, 1)
+        return WarpedToTime(warped_left, warped_right, flows, blend.clamp(-1, 1))
+
+    def frame_at(self, left, right, flow_lr, flow_rl, t: float) -> torch.Tensor:
+        """The frame at time ``t``, ``(B, 3, H, W)``."""
+        return self.warp(left, right, flow_lr, flow_rl, t).blend
 
     def __call__(self, left, right, flow_lr, flow_rl, times):
         if flow_lr is None or flow_rl is None:

@@ -14,24 +14,21 @@ Nothing is unpickled: weights are safetensors and settings JSON.
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from checkpoints import shipped
 from inbetween.diffusion import NoiseSchedule, classifier_free_guidance, sample, x0_denoiser
 from inbetween.errors import InbetweenError
-from inbetween.video import atomic_path
+from inbetween.weights import load_weights, read_config, save_folder
 from keyframes.base import KeyframeGenerator
 from keyframes.clip import TextEncoder, load_text_encoder
 from keyframes.unet import TextUNet
 
-CONFIG_FILE = "config.json"
-UNET_FILE = "unet.safetensors"
+UNET = "unet"  # the denoiser's weights: unet.safetensors
 CONSISTENCY = ("shared_noise", "independent")
 PRECISIONS = ("bf16", "fp32")
 
@@ -94,27 +91,16 @@ class KeyframeModel:
 
     def save(self, folder: str | Path) -> None:
         """Write the model folder: text encoder, denoiser weights, config."""
-        folder = Path(folder)
         self.text.save(folder)
-        # float16 halves the file; load() casts back to float32
-        weights = {name: tensor.detach().half().contiguous() for name, tensor in self.unet.state_dict().items()}
-        with atomic_path(folder / UNET_FILE) as path:
-            save_file(weights, str(path))
-        with atomic_path(folder / CONFIG_FILE) as path:
-            path.write_text(json.dumps(self.config, indent=2))
+        save_folder(folder, self.config, {UNET: self.unet})
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> KeyframeModel:
         """The model saved in ``folder`` (safetensors and JSON only), in eval mode on ``device``."""
-        folder = Path(folder)
-        if not (folder / CONFIG_FILE).is_file() or not (folder / UNET_FILE).is_file():
-            raise InbetweenError(f"{str(folder)!r} is not a keyframe model folder (needs {CONFIG_FILE} and "
-                                 f"{UNET_FILE}); train one with `inbetween train stage=keyframes` or use the "
-                                 "shipped checkpoints/keyframes.")
-        config = json.loads((folder / CONFIG_FILE).read_text())
+        config = read_config(folder, [UNET], "a keyframe model folder", "train one with `inbetween train "
+                             "stage=keyframes` or use the shipped checkpoints/keyframes")
         text = load_text_encoder(folder)
-        unet = _unet(config, text)
-        unet.load_state_dict({name: tensor.float() for name, tensor in load_file(str(folder / UNET_FILE)).items()})
+        unet = load_weights(_unet(config, text), folder, UNET)
         model = cls(text.to(device), unet.to(device).eval().requires_grad_(False), config)
         model.unet.to(memory_format=torch.channels_last)
         return model

@@ -52,6 +52,9 @@ def test_evaluate_every_dataset_small(tmp_path):
         for row in table.values():
             assert 5 < float(row["psnr"]) < 100 and 0 < float(row["ssim"]) <= 1
     assert float(world[("gap 2", "flow_warp")]["psnr"]) > float(world[("gap 2", "linear")]["psnr"])
+    # world clips know the true flow: flow methods report the end-point error of theirs, growing with the gap
+    assert 0 < float(world[("gap 2", "flow_warp")]["flow_epe"]) < float(world[("gap 8", "flow_warp")]["flow_epe"])
+    assert world[("gap 2", "linear")]["flow_epe"] == "" and triplets[("all", "flow_warp")]["flow_epe"] == ""
     assert "## triplets" in result.stdout and "| subset | method |" in result.stdout
     assert load_run(output)["metrics"]["world.flow_warp.psnr"] > 0
 

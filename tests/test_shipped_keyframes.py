@@ -8,7 +8,8 @@ import torch
 
 from checkpoints import shipped
 from inbetween.keyframe_eval import caption_shots, evaluate_generator, moving_shots
-from keyframes.diffusion import CONFIG_FILE, UNET_FILE, DiffusionKeyframes
+from inbetween.weights import CONFIG_FILE
+from keyframes.diffusion import UNET, DiffusionKeyframes
 
 #: A seed apart from the evaluation datasets' (1000000); every caption is one the model trained on, so
 #: this checks drawing, not generalisation. Floors sit below the model card's numbers.
@@ -23,7 +24,7 @@ def generator():
 
 def test_shipped_files_are_safetensors_and_json_and_small():
     folder = shipped("keyframes")
-    for name in (CONFIG_FILE, UNET_FILE, "text_encoder.json", "text_encoder.safetensors", "MODEL_CARD.md"):
+    for name in (CONFIG_FILE, f"{UNET}.safetensors", "text_encoder.json", "text_encoder.safetensors", "MODEL_CARD.md"):
         assert (folder / name).is_file(), name
     assert max(path.stat().st_size for path in folder.iterdir()) < 20 * 2**20
 

@@ -63,5 +63,8 @@ def test_stage_configs_state_the_constructor_defaults(path):
         pytest.skip("not a stage config")
     cls = hydra.utils.get_class(node._target_)
     parameters = inspect.signature(cls).parameters.values()
-    defaults = {p.name: p.default for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD}
-    assert OmegaConf.to_container(node) == {"_target_": node._target_, **defaults}
+    # a required argument is Hydra's mandatory "???"; interpolations resolve as in a bare compose
+    defaults = {p.name: "???" if p.default is p.empty else p.default
+                for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD}
+    composed = OmegaConf.to_container(OmegaConf.create({"stage": node}), resolve=True, throw_on_missing=False)
+    assert composed["stage"] == {"_target_": node._target_, **defaults}

@@ -29,6 +29,25 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of each pixel of ``(B, C, H, W)``.
+
+    Unlike GroupNorm it uses no statistics across positions, so a network built on it
+    gives the same output for a pixel whether it sees the whole image or a tile around it
+    (what tiled inference needs).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+NORMS = {"group": group_norm, "channel": ChannelNorm}
+
+
 def zero_init(module: nn.Module) -> nn.Module:
     """``module`` with weights and bias set to zero (residual branches start as identity)."""
     for parameter in module.parameters():
@@ -37,14 +56,20 @@ def zero_init(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """Two 3x3 convolutions with a scale-and-shift from ``emb``; ``(B, C_in, H, W) -> (B, C_out, H, W)``."""
+    """Two 3x3 convolutions with a scale-and-shift from ``emb``; ``(B, C_in, H, W) -> (B, C_out, H, W)``.
 
-    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float = 0.0):
+    ``norm``: ``"group"`` (GroupNorm) or ``"channel"`` (:class:`ChannelNorm`, tile-invariant).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float = 0.0,
+                 norm: str = "group"):
         super().__init__()
-        self.norm1 = group_norm(in_channels)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        self.norm1 = NORMS[norm](in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * out_channels)
-        self.norm2 = group_norm(out_channels)
+        self.norm2 = NORMS[norm](out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = zero_init(nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
@@ -112,6 +137,36 @@ class SpatialTransformer(nn.Module):
             tokens = tokens + self.cross_attention(self.norm_cross(tokens), context, context_mask)
         tokens = tokens + self.mlp(self.norm_mlp(tokens))
         return x + tokens.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+class TemporalAttention(nn.Module):
+    """Self-attention across the ``T`` frames at each position, then an MLP, both residual.
+
+    ``forward(x (B * T, C, H, W), frames=T, frame_mask (B, T) or None) -> (B * T, C, H, W)``:
+    every pixel position attends to the same position in the other frames of its item
+    (``frame_mask``: True for real frames, False for padding that nobody attends to).
+    Norms are per pixel, so the block is tile-invariant. Branches start at zero.
+    """
+
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        self.norm_attention = nn.LayerNorm(channels)
+        self.attention = MultiHeadAttention(channels, heads)
+        self.norm_mlp = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), zero_init(nn.Linear(2 * channels, channels)))
+
+    def forward(self, x: torch.Tensor, frames: int, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        items, channels, height, width = x.shape
+        batch = items // frames
+        # (B * T, C, H, W) -> (B * H * W, T, C): one sequence of T frames per pixel position
+        tokens = x.view(batch, frames, channels, height * width).permute(0, 3, 1, 2).reshape(-1, frames, channels)
+        mask = None
+        if frame_mask is not None:
+            mask = frame_mask[:, None, :].expand(batch, height * width, frames).reshape(-1, frames)
+        normed = self.norm_attention(tokens)
+        tokens = tokens + self.attention(normed, normed, mask)
+        tokens = tokens + self.mlp(self.norm_mlp(tokens))
+        return tokens.view(batch, height * width, frames, channels).permute(0, 2, 3, 1).reshape(x.shape)
 
 
 class Downsample(nn.Module):

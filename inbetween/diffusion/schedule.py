@@ -130,18 +130,23 @@ def predicted_x0(model_output: torch.Tensor, x_t: torch.Tensor, alpha: torch.Ten
 
 
 def diffusion_loss(predict: Predictor, x0: torch.Tensor, schedule: NoiseSchedule, prediction: str,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Scalar mean squared error between ``predict(x_t, t)`` and the ``prediction`` target.
 
     ``x0`` is a ``(B, ...)`` batch of clean data; ``t`` (uniform) and the noise are drawn
-    from ``generator``, which must live on ``x0``'s device.
+    from ``generator``, which must live on ``x0``'s device. ``weight`` (broadcastable to
+    ``x0``, e.g. 0 on padding) makes it a weighted mean.
     """
     _check_prediction(prediction)
     t = schedule.sample_timesteps(x0.shape[0], generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     alpha, sigma = schedule.alpha_sigma(t)
     target = training_target(x0, noise, alpha, sigma, prediction)
-    return F.mse_loss(predict(schedule.add_noise(x0, noise, t), t), target)
+    output = predict(schedule.add_noise(x0, noise, t), t)
+    if weight is None:
+        return F.mse_loss(output, target)
+    weight = weight.expand_as(x0)
+    return ((output - target) ** 2 * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def x0_denoiser(predict: Predictor, schedule: NoiseSchedule, prediction: str) -> Predictor:

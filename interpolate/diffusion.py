@@ -1,0 +1,177 @@
+"""The temporal diffusion interpolator (the default stage two).
+
+The model denoises the *residual* over flow warping: for each in-between at time ``t`` the
+frame is ``blend + residual / residual_scale``, where ``blend`` is
+:class:`interpolate.classical.FlowWarpInterpolator`'s frame and ``residual`` is sampled by
+the diffusion core from noise, conditioned per frame (:func:`conditioning`) on both
+keyframes, both keyframes warped to ``t``, the flows from ``t`` to each keyframe, their
+visibility masks and ``t`` itself. All in-betweens of a gap are denoised together
+(:class:`interpolate.unet.TemporalUNet`).
+
+With ``x0`` prediction, one sampling step returns the network's estimate of the mean
+residual given the keyframes (the least-squares answer); more steps sample sharper detail.
+
+A model folder (``inbetween train stage=interpolator`` writes one as ``OUT/model``) holds ``config.json`` (``unet`` options, ``schedule``, ``prediction``,
+``residual_scale``, ``flow_scale``) and ``denoiser.safetensors`` (EMA weights, float16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from inbetween.diffusion import NoiseSchedule, sample, x0_denoiser
+from inbetween.errors import InbetweenError
+from inbetween.weights import load_weights, read_config, save_folder
+from interpolate.base import Interpolator
+from interpolate.classical import FlowWarpInterpolator, check_times
+from interpolate.tiling import run_tiled
+from interpolate.unet import TemporalUNet
+
+DENOISER = "denoiser"  # the weights file: denoiser.safetensors
+#: Channels of :func:`conditioning`: blend, warped left, warped right, left, right (3 each),
+#: visibility in left and right (1 each), flows from t to left and right (2 each).
+COND_CHANNELS = 21
+PRECISIONS = ("bf16", "fp32")
+
+
+def conditioning(warper: FlowWarpInterpolator, left: torch.Tensor, right: torch.Tensor, flow_lr: torch.Tensor,
+                 flow_rl: torch.Tensor, times: torch.Tensor, flow_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the denoiser sees of each in-between: ``(blend (B, T, 3, H, W), cond (B, T, 21, H, W))``.
+
+    ``left``, ``right``: keyframes ``(B, 3, H, W)``; ``flow_lr``, ``flow_rl``: ``(B, 2, H, W)``
+    in pixels; ``times``: ``(B, T)`` in ``[0, 1]``. Flows enter divided by ``flow_scale``.
+    Frames are warped one time at a time, so memory grows with one frame's worth of splatting.
+    """
+    blends, conds = [], []
+    for t in times.unbind(1):
+        warped = warper.warp(left, right, flow_lr, flow_rl, t.view(-1, 1, 1, 1).to(left))
+        flows = warped.flows
+        conds.append(torch.cat([warped.blend, warped.left, warped.right, left, right, flows.visible_0,
+                                flows.visible_1, flows.flow_t0 / flow_scale, flows.flow_t1 / flow_scale], dim=1))
+        blends.append(warped.blend)
+    return torch.stack(blends, dim=1), torch.stack(conds, dim=1)
+
+
+def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the last two dims of ``x`` ``(..., H, W)`` on the bottom and right to multiples of ``multiple``."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return x
+    flat = x.reshape(-1, *x.shape[-3:])
+    padded = F.pad(flat, (0, pad_w, 0, pad_h), mode="replicate")
+    return padded.view(*x.shape[:-2], height + pad_h, width + pad_w)
+
+
+@dataclass
+class InterpolatorModel:
+    """A :class:`TemporalUNet` and the settings it was trained with."""
+
+    unet: TemporalUNet
+    config: dict[str, Any]  # unet kwargs, schedule, prediction, residual_scale, flow_scale
+    warper: FlowWarpInterpolator
+
+    def __post_init__(self) -> None:
+        self.schedule = NoiseSchedule(self.config["schedule"])
+
+    @classmethod
+    def build(cls, config: dict[str, Any]) -> InterpolatorModel:
+        """A fresh (untrained) model; ``config`` as in ``config.json``."""
+        return cls(TemporalUNet(COND_CHANNELS, **config["unet"]), config, FlowWarpInterpolator())
+
+    def conditioning(self, left, right, flow_lr, flow_rl, times) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`conditioning` with this model's flow scale."""
+        return conditioning(self.warper, left, right, flow_lr, flow_rl, times, self.config["flow_scale"])
+
+    def residual_target(self, truth: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+        """The diffusion variable for true frames ``truth`` over ``blend`` (both ``(B, T, 3, H, W)``)."""
+        return (truth - blend) * self.config["residual_scale"]
+
+    def frames(self, blend: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, T, 3, H, W)`` in ``[-1, 1]`` from ``blend`` and a sampled ``residual``."""
+        return (blend + residual.float() / self.config["residual_scale"]).clamp(-1, 1)
+
+    def predictor(self, cond: torch.Tensor, times: torch.Tensor, frame_mask: torch.Tensor | None = None):
+        """``predict(x_t, t) -> raw network output`` for fixed conditioning (all ``(B, T, ...)``)."""
+        return lambda x_t, t: self.unet(x_t, t, cond, times, frame_mask).float()
+
+    def denoiser(self, cond: torch.Tensor, times: torch.Tensor, tile: int, overlap: int):
+        """``denoise(x_t (B, T, 3, H, W), t (B,)) -> x0``, run over tiles of ``cond``'s frames."""
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            def on_tile(x_tile: torch.Tensor, cond_tile: torch.Tensor) -> torch.Tensor:
+                return x0_denoiser(self.predictor(cond_tile, times), self.schedule, self.config["prediction"])(x_tile, t)
+
+            return run_tiled(on_tile, [x_t, cond], tile, overlap, align=self.unet.multiple)
+
+        return denoise
+
+    def save(self, folder: str | Path) -> None:
+        save_folder(folder, self.config, {DENOISER: self.unet})
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> InterpolatorModel:
+        """The model saved in ``folder`` (safetensors and JSON only), in eval mode on ``device``."""
+        config = read_config(folder, [DENOISER], "an interpolator model folder", "train one with `inbetween train "
+                             "stage=interpolator` and pass its OUT/model folder")
+        model = cls.build(config)
+        load_weights(model.unet, folder, DENOISER).to(device).eval().requires_grad_(False)
+        return model
+
+
+class DiffusionInterpolator(Interpolator):
+    """In-betweens sampled by a trained :class:`InterpolatorModel` (see the module docstring).
+
+    * ``checkpoint``: a model folder (``inbetween train stage=interpolator`` writes ``OUT/model``).
+    * ``sampler``, ``steps``, ``eta``: the diffusion core's sampler (see
+      :func:`inbetween.diffusion.sample`); ``steps=1`` returns the one-shot mean estimate.
+    * ``seed``: the noise of every call is drawn from it, at full frame size, so the same
+      seed gives the same frames and tiles share one noise field.
+    * ``tile``, ``overlap``: frames larger than ``tile`` pixels are denoised in overlapping
+      tiles (memory stays bounded; see :mod:`interpolate.tiling`).
+    * ``precision``: ``bf16`` autocast or ``fp32``.
+    """
+
+    name = "diffusion"
+    needs_flow = True
+
+    def __init__(self, checkpoint: str, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
+                 seed: int = 0, tile: int = 256, overlap: int = 64, precision: str = "bf16", device: str = "cpu"):
+        if precision not in PRECISIONS:
+            raise InbetweenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        self.model = InterpolatorModel.load(checkpoint, device)
+        multiple = self.model.unet.multiple
+        if tile % multiple or not 0 <= overlap < tile:
+            raise InbetweenError(f"tile must be a multiple of {multiple} and overlap in [0, tile); "
+                                 f"got tile={tile}, overlap={overlap}.")
+        self.sampler, self.steps, self.eta, self.seed = sampler, steps, eta, seed
+        self.tile, self.overlap, self.precision, self.device = tile, overlap, precision, torch.device(device)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    @torch.no_grad()
+    def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float]) -> torch.Tensor:
+        if flow_lr is None or flow_rl is None:
+            raise InbetweenError("the diffusion interpolator needs flow in both directions; configure a flow estimator")
+        times = check_times(times)
+        height, width = left.shape[-2:]
+        if not times:
+            return left.new_zeros((left.shape[0], 0, 3, height, width))
+        left, right, flow_lr, flow_rl = (x.to(self.device, torch.float32) for x in (left, right, flow_lr, flow_rl))
+        time_grid = torch.tensor(times, device=self.device).expand(left.shape[0], -1)
+        blend, cond = self.model.conditioning(left, right, flow_lr, flow_rl, time_grid)
+        multiple = self.model.unet.multiple
+        cond = _pad_to(cond, multiple)
+        generator = torch.Generator().manual_seed(self.seed)
+        noise = torch.randn((*cond.shape[:2], 3, *cond.shape[-2:]), generator=generator).to(self.device)
+        denoise = self.model.denoiser(cond, time_grid, self.tile, self.overlap)
+        with self._autocast():
+            residual = sample(denoise, noise, self.model.schedule, self.sampler, self.steps, self.eta,
+                              torch.Generator(self.device).manual_seed(self.seed + 1))
+        return self.model.frames(blend, residual[..., :height, :width]).to(left)

@@ -1,0 +1,205 @@
+"""The temporal diffusion interpolator's parts: network, tiling, conditioning, data, training."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from flow import DISFlow
+from inbetween.errors import InbetweenError
+from inbetween.video import find_videos, from_uint8, read_video
+from inbetween.world import Clip
+from interpolate import DiffusionInterpolator, FlowWarpInterpolator
+from interpolate.diffusion import COND_CHANNELS, InterpolatorModel
+from interpolate.tiling import run_tiled, tile_starts
+from interpolate.training import EVALUATION_SEEDS_START, InterpolationClips
+from interpolate.unet import TemporalUNet
+from tests.conftest import SHARED_DATA, run_cli
+
+TINY_UNET = {"patch": 2, "channels": [16, 24], "temporal": [False, True], "heads": 2, "refine_channels": 8}
+TINY_CONFIG = {"unet": TINY_UNET, "schedule": "cosine", "prediction": "x0", "residual_scale": 5.0, "flow_scale": 32.0}
+
+
+def randomised(module: nn.Module, seed: int = 0) -> nn.Module:
+    """``module`` with every parameter redrawn (zero-initialised branches would hide bugs)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_interpolator")
+    model = InterpolatorModel.build(TINY_CONFIG)
+    randomised(model.unet)
+    model.save(folder)
+    return folder
+
+
+def world_pair(size: tuple[int, int] = (64, 64), kind: str = "large", seed: int = 3):
+    clip = Clip.random(seed, kind)
+    left, right = (from_uint8(clip.render(t, *size))[None] for t in (0.0, 1.0))
+    return left, right, *DISFlow().bidirectional(left, right)
+
+
+def test_unet_any_frames_and_padding_frames_change_nothing():
+    net = randomised(TemporalUNet(COND_CHANNELS, **TINY_UNET)).eval()
+    x, cond = torch.randn(2, 3, 3, 32, 48), torch.randn(2, 3, COND_CHANNELS, 32, 48)
+    times, t = torch.tensor([[0.25, 0.5, 0.75]] * 2), torch.tensor([10, 900])
+    with torch.no_grad():
+        assert net(x, t, cond, times).shape == (2, 3, 3, 32, 48)
+        assert net(x[:, :1], t, cond[:, :1], times[:, :1]).shape == (2, 1, 3, 32, 48)
+        two = net(x[:, :2], t, cond[:, :2], times[:, :2])
+        padded = net(x, t, cond, times, frame_mask=torch.tensor([[True, True, False]] * 2))[:, :2]
+        unmasked = net(x, t, cond, times)[:, :2]
+    torch.testing.assert_close(padded, two, atol=1e-5, rtol=1e-5)
+    assert (unmasked - two).abs().max() > 1e-3  # the third frame is seen when it is not masked
+    with pytest.raises(ValueError, match="multiple of 4"):
+        net(x[..., :30, :], t, cond[..., :30, :], times)
+
+
+def test_tile_starts_cover_with_overlap_and_alignment():
+    for length, tile, overlap in [(1080, 256, 64), (1920, 256, 64), (300, 128, 32), (96, 128, 32)]:
+        padded = -(-length // 16) * 16
+        starts = tile_starts(padded, tile, overlap, align=16)
+        assert starts[0] == 0 and starts[-1] + min(tile, padded) == padded
+        assert all(start % 16 == 0 for start in starts)
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_run_tiled_matches_a_local_operator_exactly():
+    conv = nn.Conv2d(3, 3, 9, padding=4, padding_mode="replicate")
+    image = torch.randn(1, 3, 100, 140)
+    with torch.no_grad():
+        whole = conv(image)
+        tiled = run_tiled(conv, [image], tile=48, overlap=16)
+    inner = (..., slice(4, -4), slice(4, -4))  # the image border sees replicate padding either way
+    torch.testing.assert_close(tiled[inner], whole[inner], atol=1e-5, rtol=1e-5)
+
+
+def test_conditioning_blend_is_flow_warp_and_times_are_per_item():
+    left, right, flow_lr, flow_rl = world_pair()
+    warper = FlowWarpInterpolator()
+    model = InterpolatorModel.build(TINY_CONFIG)
+    times = torch.tensor([[0.25, 0.5]])
+    blend, cond = model.conditioning(left, right, flow_lr, flow_rl, times)
+    assert blend.shape == (1, 2, 3, 64, 64) and cond.shape == (1, 2, COND_CHANNELS, 64, 64)
+    expected = warper(left, right, flow_lr, flow_rl, [0.25, 0.5])
+    torch.testing.assert_close(blend, expected)
+    torch.testing.assert_close(cond[:, :, :3], blend)
+
+
+def test_same_seed_same_frames_other_seed_other_frames(tiny_folder):
+    left, right, flow_lr, flow_rl = world_pair((48, 40))  # not a multiple of 4: padded and cropped
+    make = lambda seed: DiffusionInterpolator(str(tiny_folder), steps=4, seed=seed)  # noqa: E731
+    frames = make(1)(left, right, flow_lr, flow_rl, [0.3, 0.6])
+    assert frames.shape == (1, 2, 3, 48, 40) and frames.abs().max() <= 1
+    torch.testing.assert_close(make(1)(left, right, flow_lr, flow_rl, [0.3, 0.6]), frames, atol=0, rtol=0)
+    assert (make(2)(left, right, flow_lr, flow_rl, [0.3, 0.6]) - frames).abs().max() > 1e-3
+    assert make(1)(left, right, flow_lr, flow_rl, []).shape == (1, 0, 3, 48, 40)
+
+
+def test_bad_settings_are_clear_errors(tiny_folder, tmp_path):
+    with pytest.raises(InbetweenError, match="not an interpolator model folder"):
+        DiffusionInterpolator(str(tmp_path))
+    with pytest.raises(InbetweenError, match="tile must be a multiple of 4"):
+        DiffusionInterpolator(str(tiny_folder), tile=30)
+    interpolator = DiffusionInterpolator(str(tiny_folder))
+    left, right, *_ = world_pair()
+    with pytest.raises(InbetweenError, match="needs flow"):
+        interpolator(left, right, None, None, [0.5])
+    with pytest.raises(InbetweenError, match=r"\[0, 1\]"):
+        interpolator(left, right, *world_pair()[2:], [1.5])
+
+
+def test_model_folder_is_safetensors_and_round_trips(tiny_folder):
+    loaded = InterpolatorModel.load(tiny_folder)
+    stored = load_file(str(tiny_folder / "denoiser.safetensors"))
+    assert all(tensor.dtype == torch.float16 for tensor in stored.values())
+    for name, tensor in loaded.unet.state_dict().items():
+        torch.testing.assert_close(tensor, stored[name].float())
+
+
+def test_training_items_are_reproducible_masked_and_never_evaluation_clips():
+    options = dict(size=32, frames=3, world_items=16, world_gaps=(2, 8))
+    data, again = InterpolationClips(DISFlow(), **options), InterpolationClips(DISFlow(), **options)
+    gaps_seen = set()
+    for index in range(len(data)):
+        item = data[index]
+        for key, value in item.items():
+            torch.testing.assert_close(value, again[index][key], atol=0, rtol=0)
+        real = int(item["mask"].sum())
+        assert 1 <= real <= 3 and bool(item["mask"][:real].all()) and not item["mask"][real:].any()
+        assert item["keys"].shape == (2, 3, 32, 32) and item["flows"].shape == (2, 2, 32, 32)
+        times = item["times"][:real]
+        assert bool((times > 0).all() and (times < 1).all() and (times.diff() > 0).all())
+        gaps_seen.add(real)
+    assert gaps_seen == {1, 2, 3}
+    with pytest.raises(InbetweenError, match="below"):
+        InterpolationClips(DISFlow(), world_items=EVALUATION_SEEDS_START + 1)
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
+def test_video_items_skip_the_frames_evaluation_uses():
+    data = InterpolationClips(DISFlow(), size=64, world_items=0, video_items=4, videos=[str(SHARED_DATA / "videos")],
+                              video_skip_frames=64)
+    first_frames = [video[0] for video in data.videos]
+    for path, first in zip(find_videos([SHARED_DATA / "videos"], "videos"), first_frames):
+        np.testing.assert_array_equal(read_video(path, max_frames=65)[64], first)
+    assert data[3]["keys"].shape == (2, 3, 64, 64)
+
+
+def tiny_training(output, steps: int):
+    overrides = ["stage=interpolator", f"trainer.steps={steps}", "trainer.batch_size=4", "trainer.warmup_steps=1",
+                 "trainer.checkpoint_every=2", "trainer.sample_every=100", "trainer.log_every=1",
+                 "task.data.size=32", "task.data.world_items=8", "task.data.video_items=0", "task.data.frames=2",
+                 "task.unet.patch=2", "task.unet.channels=[16,24]", "task.unet.temporal=[false,true]",
+                 "task.unet.heads=2", "task.unet.refine_channels=8", "task.grid_clips=1", f"output_dir={output}"]
+    return run_cli("train", *overrides, cwd=output.parent)
+
+
+def test_training_stopped_and_resumed_ends_with_the_same_weights(tmp_path):
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    assert tiny_training(whole, 4).returncode == 0
+    assert tiny_training(halves, 2).returncode == 0
+    resumed = tiny_training(halves, 4)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed interpolator at step 2" in resumed.stdout + resumed.stderr
+    assert (halves / "model" / "denoiser.safetensors").read_bytes() == (whole / "model" / "denoiser.safetensors").read_bytes()
+    loaded = DiffusionInterpolator(str(whole / "model"))
+    left, right, flow_lr, flow_rl = world_pair((32, 32))
+    assert loaded(left, right, flow_lr, flow_rl, [0.5]).shape == (1, 1, 3, 32, 32)
+
+
+def test_tiled_inference_matches_untiled_on_a_mid_size_frame(tiny_folder):
+    left, right, flow_lr, flow_rl = world_pair((160, 224), kind="texture")
+    whole = DiffusionInterpolator(str(tiny_folder), tile=256, overlap=0)(left, right, flow_lr, flow_rl, [0.5])
+    tiled = DiffusionInterpolator(str(tiny_folder), tile=96, overlap=48)(left, right, flow_lr, flow_rl, [0.5])
+    blend = FlowWarpInterpolator()(left, right, flow_lr, flow_rl, [0.5])
+    change = (whole - blend).abs().mean()  # what the network adds to flow warping
+    assert change > 0.01
+    assert (tiled - whole).abs().mean() < 0.05 * change
+    assert 10 * torch.log10(4 / (tiled - whole).square().mean()) > 40  # PSNR of tiled against untiled, dB
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
+def test_evaluate_scores_a_trained_folder_beside_the_baselines_with_flow_epe(tiny_folder, tmp_path):
+    output = tmp_path / "eval"
+    result = run_cli("evaluate", "datasets=[world]", "world.gaps=[4]", "world.clips_per_kind=1", "world.size=32",
+                     "methods=[flow_warp,diffusion]", f"+method_options.diffusion.checkpoint={tiny_folder}",
+                     f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["method"]: row for row in csv.DictReader(open(output / "eval_world.csv")) if row["subset"] == "all"}
+    assert set(rows) == {"flow_warp", "diffusion"}
+    assert float(rows["diffusion"]["flow_epe"]) == pytest.approx(float(rows["flow_warp"]["flow_epe"]))
+    assert float(rows["flow_warp"]["flow_epe"]) > 0
+    result = run_cli("evaluate", "datasets=[world]", "+method_options.magic.checkpoint=x", f"output_dir={output}",
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "options are given for magic" in result.stderr
