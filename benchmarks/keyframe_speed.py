@@ -24,11 +24,11 @@ from typing import Callable
 
 import torch
 
-from inbetween.diffusion import classifier_free_guidance
+from inbetween.diffusion import autocast, classifier_free_guidance
 from inbetween.sweep import markdown_table
 from timing import best_time
 from inbetween.world import random_captions
-from keyframes.diffusion import DiffusionKeyframes, autocast
+from keyframes.diffusion import DiffusionKeyframes
 
 SAMPLER_STEPS = [("ddim", 10), ("ddim", 20), ("ddim", 50), ("ddpm", 50), ("dpmpp_2m", 10), ("dpmpp_2m", 20)]
 

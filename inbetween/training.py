@@ -51,7 +51,6 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -67,6 +66,7 @@ from tqdm import tqdm
 
 from inbetween.config import TrainerConfig
 from inbetween.diffusion.ema import EMA
+from inbetween.diffusion.precision import autocast, check_precision
 from inbetween.errors import InbetweenError
 from inbetween.pipeline import versions
 from inbetween.sweep import RUN_RECORD, write_run_record
@@ -79,7 +79,6 @@ METRICS = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
 SAMPLES = "samples"
 MODEL = "model"
-PRECISIONS = ("bf16", "fp32")
 #: Trainer settings a resumed run may change; the others are the checkpoint's recipe.
 FREE_ON_RESUME = ("steps", "checkpoint_every", "sample_every", "log_every", "num_workers")
 
@@ -159,8 +158,7 @@ def check_settings(settings: TrainerConfig, seed: int, world_size: int) -> None:
     _require(settings.batch_size > 0 and settings.batch_size % world_size == 0,
              f"trainer.batch_size={settings.batch_size} is the global batch, split evenly over the "
              f"{world_size} process(es); choose a positive multiple of {world_size}.")
-    _require(settings.precision in PRECISIONS,
-             f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}.")
+    check_precision(settings.precision, "trainer.precision")
     _require(settings.lr > 0 and settings.weight_decay >= 0 and settings.grad_clip >= 0,
              f"trainer.lr must be positive and trainer.weight_decay and trainer.grad_clip 0 or more "
              f"(0: no clipping), got {settings.lr}, {settings.weight_decay}, {settings.grad_clip}.")
@@ -374,15 +372,11 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def _autocast(self) -> AbstractContextManager:
-        return torch.autocast(self.topology.device.type, dtype=torch.bfloat16,
-                              enabled=self.settings.precision == "bf16")
-
     def _train_step(self, network: nn.Module, batch: Any) -> torch.Tensor:
         """One optimizer step on ``batch``; returns the detached loss (no device sync)."""
         generator = torch.Generator(self.topology.device).manual_seed(
             stream_seed(self.seed, _LOSS, self.step, self.topology.rank))
-        with self._autocast():
+        with autocast(self.topology.device, self.settings.precision):
             loss = self.task.loss(network, to_device(batch, self.topology.device), generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

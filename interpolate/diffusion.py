@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from inbetween.diffusion import NoiseSchedule, sample, x0_denoiser
+from inbetween.diffusion import NoiseSchedule, autocast, check_precision, sample, x0_denoiser
 from inbetween.errors import InbetweenError
 from inbetween.weights import load_weights, read_config, save_folder
 from interpolate.base import Interpolator
@@ -36,7 +36,6 @@ DENOISER = "denoiser"  # the weights file: denoiser.safetensors
 #: Channels of :func:`conditioning`: blend, warped left, warped right, left, right (3 each),
 #: visibility in left and right (1 each), flows from t to left and right (2 each).
 COND_CHANNELS = 21
-PRECISIONS = ("bf16", "fp32")
 
 
 def conditioning(warper: FlowWarpInterpolator, left: torch.Tensor, right: torch.Tensor, flow_lr: torch.Tensor,
@@ -142,8 +141,7 @@ class DiffusionInterpolator(Interpolator):
 
     def __init__(self, checkpoint: str, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
                  seed: int = 0, tile: int = 256, overlap: int = 64, precision: str = "bf16", device: str = "cpu"):
-        if precision not in PRECISIONS:
-            raise InbetweenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        check_precision(precision)
         self.model = InterpolatorModel.load(checkpoint, device)
         multiple = self.model.unet.multiple
         if tile % multiple or not 0 <= overlap < tile:
@@ -151,9 +149,6 @@ class DiffusionInterpolator(Interpolator):
                                  f"got tile={tile}, overlap={overlap}.")
         self.sampler, self.steps, self.eta, self.seed = sampler, steps, eta, seed
         self.tile, self.overlap, self.precision, self.device = tile, overlap, precision, torch.device(device)
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     @torch.no_grad()
     def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float]) -> torch.Tensor:
@@ -171,7 +166,7 @@ class DiffusionInterpolator(Interpolator):
         generator = torch.Generator().manual_seed(self.seed)
         noise = torch.randn((*cond.shape[:2], 3, *cond.shape[-2:]), generator=generator).to(self.device)
         denoise = self.model.denoiser(cond, time_grid, self.tile, self.overlap)
-        with self._autocast():
+        with autocast(self.device, self.precision):
             residual = sample(denoise, noise, self.model.schedule, self.sampler, self.steps, self.eta,
                               torch.Generator(self.device).manual_seed(self.seed + 1))
         return self.model.frames(blend, residual[..., :height, :width]).to(left)

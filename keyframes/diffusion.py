@@ -13,7 +13,6 @@ Nothing is unpickled: weights are safetensors and settings JSON.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from checkpoints import shipped
-from inbetween.diffusion import NoiseSchedule, classifier_free_guidance, sample, x0_denoiser
+from inbetween.diffusion import NoiseSchedule, autocast, check_precision, classifier_free_guidance, sample, x0_denoiser
 from inbetween.errors import InbetweenError
 from inbetween.weights import load_weights, read_config, save_folder
 from keyframes.base import KeyframeGenerator
@@ -30,16 +29,6 @@ from keyframes.unet import TextUNet
 
 UNET = "unet"  # the denoiser's weights: unet.safetensors
 CONSISTENCY = ("shared_noise", "independent")
-PRECISIONS = ("bf16", "fp32")
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on ``device`` for ``precision == "bf16"``, else a no-op context."""
-    if precision not in PRECISIONS:
-        raise InbetweenError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @dataclass
@@ -125,7 +114,7 @@ class DiffusionKeyframes(KeyframeGenerator):
                  eta: float = 0.0, consistency: str = "shared_noise", precision: str = "bf16", device: str = "cpu"):
         if consistency not in CONSISTENCY:
             raise InbetweenError(f"consistency must be one of {', '.join(CONSISTENCY)}, got {consistency!r}.")
-        autocast(torch.device(device), precision)  # validates precision
+        check_precision(precision)
         self.model = KeyframeModel.load(checkpoint or shipped("keyframes"), device)
         self.sampler, self.steps, self.guidance, self.eta = sampler, steps, guidance, eta
         self.consistency, self.precision, self.device = consistency, precision, torch.device(device)

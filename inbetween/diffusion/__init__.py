@@ -13,6 +13,7 @@ Conventions:
 from __future__ import annotations
 
 from inbetween.diffusion.ema import EMA
+from inbetween.diffusion.precision import PRECISIONS, autocast, check_precision
 from inbetween.diffusion.samplers import (
     SAMPLERS,
     classifier_free_guidance,
@@ -32,8 +33,11 @@ from inbetween.diffusion.schedule import (
 
 __all__ = [
     "EMA",
+    "PRECISIONS",
     "PREDICTIONS",
     "SAMPLERS",
+    "autocast",
+    "check_precision",
     "NoiseSchedule",
     "classifier_free_guidance",
     "ddim_sample",
