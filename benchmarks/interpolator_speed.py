@@ -1,6 +1,6 @@
 """Speed and memory of the diffusion interpolator against flow_warp, same run, as markdown tables.
 
-    python benchmarks/interpolator_speed.py [--repeats 2] [--between 7] [--steps 1 4 10] [--checkpoint DIR]
+    python benchmarks/interpolator_speed.py --checkpoint DIR [--repeats 2] [--between 7] [--steps 1 4 10]
 
 Frames per second fill ``between`` in-betweens of one keyframe gap (DIS flow both ways
 included) at 64x64, 256x256 and 640x480, for ``flow_warp`` and for ``diffusion`` at each
@@ -40,7 +40,7 @@ def peak_mib():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 
-checkpoint = sys.argv[1] or None
+checkpoint = sys.argv[1]
 clip = Clip.random(0, "texture")
 left, right = (from_uint8(clip.render(t, 1080, 1920))[None] for t in (0.0, 1.0))
 interpolator = DiffusionInterpolator(checkpoint, steps=1)
@@ -52,7 +52,7 @@ print(before, peak_mib())
 """
 
 
-def measure(height: int, width: int, between: int, repeats: int, steps: list[int], checkpoint: str | None) -> list[dict]:
+def measure(height: int, width: int, between: int, repeats: int, steps: list[int], checkpoint: str) -> list[dict]:
     clip = Clip.random(0, "texture")
     left, right = (from_uint8(clip.render(t, height, width))[None] for t in (0.0, 1.0))
     times = [j / (between + 1) for j in range(1, between + 1)]
@@ -70,8 +70,8 @@ def measure(height: int, width: int, between: int, repeats: int, steps: list[int
     return rows
 
 
-def peak_memory(checkpoint: str | None) -> dict:
-    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, checkpoint or ""], capture_output=True, text=True,
+def peak_memory(checkpoint: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, checkpoint], capture_output=True, text=True,
                             check=True)
     before, after = (float(value) for value in result.stdout.split()[-2:])
     return {"frame": "1920x1080, 1 in-between, tiled", "peak RSS before (MiB)": before,
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--between", type=int, default=7)
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
-    parser.add_argument("--checkpoint", default=None, help="interpolator model folder (default: the shipped one)")
+    parser.add_argument("--checkpoint", required=True, help="interpolator model folder (a stage=interpolator run's model/)")
     args = parser.parse_args()
     torch.manual_seed(0)
     with torch.inference_mode():

@@ -1,7 +1,7 @@
 """Quality of the diffusion interpolator against its number of denoising steps, with flow_warp
 in the same run, as a markdown table.
 
-    python benchmarks/interpolator_steps.py [--steps 1 2 4 10] [--sampler ddim] [--checkpoint DIR]
+    python benchmarks/interpolator_steps.py --checkpoint DIR [--steps 1 2 4 10] [--sampler ddim]
                                             [--data-root ../shared/data/real]
 
 Datasets are ``inbetween evaluate``'s: Shapes World clips with keyframes 8 frames apart
@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 10])
     parser.add_argument("--sampler", default="ddim")
-    parser.add_argument("--checkpoint", default=None, help="interpolator model folder (default: the shipped one)")
+    parser.add_argument("--checkpoint", required=True, help="interpolator model folder (a stage=interpolator run's model/)")
     parser.add_argument("--data-root", default="../shared/data/real")
     args = parser.parse_args()
     methods = {"flow_warp": FlowWarpInterpolator()}

@@ -2,8 +2,9 @@
 
 Interpolators follow :class:`interpolate.base.Interpolator`: keyframes ``(B, 3, H, W)``
 and optional bidirectional flow in, frames ``(B, T, 3, H, W)`` in ``[-1, 1]`` out.
-:class:`DiffusionInterpolator` (the default) is the trained temporal diffusion model; the
-classical ones (``linear``, ``flow_warp``, ``minterpolate``) are its baselines.
+:class:`DiffusionInterpolator` is the temporal diffusion model (it needs a trained model
+folder); the classical ones (``flow_warp``, the default, ``linear``, ``minterpolate``) are
+its baselines.
 """
 
 from interpolate.base import Interpolator

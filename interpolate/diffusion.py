@@ -1,4 +1,4 @@
-"""The temporal diffusion interpolator (the default stage two).
+"""The temporal diffusion interpolator (``interpolate=diffusion``; no trained model ships yet).
 
 The model denoises the *residual* over flow warping: for each in-between at time ``t`` the
 frame is ``blend + residual / residual_scale``, where ``blend`` is
@@ -11,8 +11,9 @@ visibility masks and ``t`` itself. All in-betweens of a gap are denoised togethe
 With ``x0`` prediction, one sampling step returns the network's estimate of the mean
 residual given the keyframes (the least-squares answer); more steps sample sharper detail.
 
-A model folder (``inbetween train stage=interpolator`` writes one as ``OUT/model``) holds ``config.json`` (``unet`` options, ``schedule``, ``prediction``,
-``residual_scale``, ``flow_scale``) and ``denoiser.safetensors`` (EMA weights, float16).
+A model folder (``inbetween train stage=interpolator`` writes one as ``OUT/model``) holds
+``config.json`` (``unet`` options, ``schedule``, ``prediction``, ``residual_scale``,
+``flow_scale``) and ``denoiser.safetensors`` (EMA weights, float16).
 """
 
 from __future__ import annotations

@@ -17,11 +17,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from inbetween.diffusion import PREDICTIONS, NoiseSchedule, diffusion_loss
+from inbetween.diffusion import PREDICTIONS, diffusion_loss, sample
 from inbetween.errors import InbetweenError
 from inbetween.training import TrainingTask
 from inbetween.video import contact_sheet, find_videos, from_uint8, read_video, to_uint8
 from inbetween.world import CLIP_KINDS, Clip
+from interpolate.classical import FlowWarpInterpolator
 from interpolate.diffusion import COND_CHANNELS, InterpolatorModel
 from interpolate.unet import TemporalUNet
 
@@ -108,12 +109,12 @@ class InterpolationClips(Dataset):
             sequence = sequence[:, :, ::-1]
         if rng.random() < 0.5:
             sequence, offsets = sequence[::-1], sorted(gap - k for k in offsets)
-        pixels = from_uint8(np.ascontiguousarray(sequence))  # (gap + 1, 3, S, S)
-        flow_lr, flow_rl = self.flow.bidirectional(pixels[:1], pixels[-1:])
+        keys = np.ascontiguousarray(sequence[[0, gap]])  # (2, S, S, 3)
+        flow_lr, flow_rl = self.flow.bidirectional(from_uint8(keys[:1]), from_uint8(keys[1:]))
         padding = self.frames - len(offsets)
         truth = torch.from_numpy(np.ascontiguousarray(sequence[offsets])).permute(0, 3, 1, 2)
         return {
-            "keys": torch.from_numpy(np.ascontiguousarray(sequence[[0, gap]])).permute(0, 3, 1, 2),
+            "keys": torch.from_numpy(keys).permute(0, 3, 1, 2),
             "truth": torch.cat([truth, truth.new_zeros((padding, *truth.shape[1:]))]),
             "times": torch.tensor([k / gap for k in offsets] + [0.5] * padding, dtype=torch.float32),
             "mask": torch.tensor([True] * len(offsets) + [False] * padding),
@@ -152,8 +153,7 @@ class InterpolatorTask(TrainingTask):
         self.flow, self.data_options, self.grid_clips = flow, dict(data or {}), grid_clips
         self.config = {"unet": dict(unet or {}), "schedule": schedule, "prediction": prediction,
                        "residual_scale": residual_scale, "flow_scale": flow_scale}
-        self.template = InterpolatorModel.build(self.config)  # conditioning and targets; its network is unused
-        self.schedule = NoiseSchedule(schedule)
+        self.warper = FlowWarpInterpolator()
         self._data: InterpolationClips | None = None
 
     def build_model(self) -> nn.Module:
@@ -165,17 +165,19 @@ class InterpolatorTask(TrainingTask):
         return self._data
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        interpolator = self._model(model)
         keys, truth = _unit(batch["keys"]), _unit(batch["truth"])
         flows, times, mask = batch["flows"], batch["times"], batch["mask"]
         with torch.no_grad(), torch.autocast(keys.device.type, enabled=False):
-            blend, cond = self.template.conditioning(keys[:, 0], keys[:, 1], flows[:, 0], flows[:, 1], times)
-            target = self.template.residual_target(truth, blend)
+            blend, cond = interpolator.conditioning(keys[:, 0], keys[:, 1], flows[:, 0], flows[:, 1], times)
+            target = interpolator.residual_target(truth, blend)
         weight = mask[:, :, None, None, None].float()
-        return diffusion_loss(lambda x_t, t: model(x_t, t, cond, times, mask).float(), target, self.schedule,
+        return diffusion_loss(interpolator.predictor(cond, times, mask), target, interpolator.schedule,
                               self.config["prediction"], generator, weight)
 
     def _model(self, unet: nn.Module) -> InterpolatorModel:
-        return InterpolatorModel(unet, self.config, self.template.warper)
+        """``unet`` (bare, EMA or wrapped in DistributedDataParallel) with this task's settings."""
+        return InterpolatorModel(unet, self.config, self.warper)
 
     def sample_grid(self, model: nn.Module) -> np.ndarray:
         """World clips with keyframes 8 frames apart: per clip the left keyframe, flow_warp's middle
@@ -190,8 +192,8 @@ class InterpolatorTask(TrainingTask):
             times = torch.full((1, 1), 0.5, device=device)
             blend, cond = interpolator.conditioning(left, right, flow_lr, flow_rl, times)
             noise = torch.randn(blend.shape, generator=torch.Generator().manual_seed(GRID_SEED)).to(device)
-            x0 = interpolator.denoiser(cond, times, tile=1 << 16, overlap=0)
-            frame = interpolator.frames(blend, x0(noise, torch.full((1,), self.schedule.steps - 1, device=device)))
+            denoise = interpolator.denoiser(cond, times, tile=1 << 16, overlap=0)
+            frame = interpolator.frames(blend, sample(denoise, noise, interpolator.schedule, "ddim", steps=1))
             tiles += [left[0], blend[0, 0], frame[0, 0], middle[0], right[0]]
             captions += ["left", "flow_warp", "diffusion", "truth", "right"]
         return contact_sheet(list(to_uint8(torch.stack(tiles))), captions, columns=5, tile=128)
