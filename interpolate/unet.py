@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inbetween.diffusion.nets import ChannelNorm, Downsample, ResBlock, TemporalAttention, Upsample, \
-    timestep_embedding, zero_init
+from inbetween.diffusion.nets import ChannelNorm, LevelsUNet, ResBlock, TemporalAttention, timestep_embedding, \
+    zero_init
 
 #: Scale of a frame's time ``t`` in ``[0, 1]`` before its sinusoidal embedding.
 _FRAME_TIME_SCALE = 1000.0
@@ -40,7 +40,7 @@ class _Level(nn.Module):
         return x if self.temporal is None else self.temporal(x, frames, frame_mask)
 
 
-class TemporalUNet(nn.Module):
+class TemporalUNet(LevelsUNet):
     """``forward(x_t (B, T, 3, H, W), t (B,), cond (B, T, C, H, W), times (B, T), frame_mask (B, T) | None)``
     returns the raw prediction ``(B, T, 3, H, W)`` (x0, epsilon or v, per the training objective).
 
@@ -54,19 +54,14 @@ class TemporalUNet(nn.Module):
         super().__init__()
         if len(channels) != len(temporal):
             raise ValueError(f"channels {list(channels)} and temporal {list(temporal)} need one entry per level")
-        self.patch, self.levels = patch, len(channels)
+        self.patch = patch
         emb_dim = 4 * channels[0]
         self.step_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         in_channels = 3 + cond_channels
         self.stem = nn.Conv2d(in_channels * patch * patch, channels[0], 3, padding=1)
-        level = dict(emb_dim=emb_dim, heads=heads)
-        self.down = nn.ModuleList(_Level(c, c, temporal=a, **level) for c, a in zip(channels, temporal))
-        self.downsample = nn.ModuleList(Downsample(a, b) for a, b in zip(channels, channels[1:]))
-        self.middle = _Level(channels[-1], channels[-1], temporal=True, **level)
-        self.middle_res = ResBlock(channels[-1], channels[-1], emb_dim, norm="channel")
-        self.up = nn.ModuleList(_Level(2 * c, c, temporal=a, **level) for c, a in zip(channels, temporal))
-        self.upsample = nn.ModuleList(Upsample(b, a) for a, b in zip(channels, channels[1:]))
+        self.build_levels(channels, temporal, lambda c_in, c_out, a: _Level(c_in, c_out, emb_dim, a, heads),
+                          lambda c: ResBlock(c, c, emb_dim, norm="channel"))
         self.head = nn.Sequential(ChannelNorm(channels[0]), nn.SiLU(),
                                   zero_init(nn.Conv2d(channels[0], 3 * patch * patch, 3, padding=1)))
         self.refine = nn.Sequential(nn.Conv2d(3 + in_channels, refine_channels, 3, padding=1), nn.SiLU(),
@@ -91,18 +86,7 @@ class TemporalUNet(nn.Module):
             raise ValueError(f"frame size {(height, width)} must be a multiple of {self.multiple}")
         inputs = torch.cat([x, cond.to(x.dtype)], dim=2).flatten(0, 1)  # (B * T, 3 + C, H, W)
         emb = self._embedding(t, times)
-        h = self.stem(F.pixel_unshuffle(inputs, self.patch))
-        skips = []
-        for index, block in enumerate(self.down):
-            h = block(h, emb, frames, frame_mask)
-            skips.append(h)
-            if index < len(self.downsample):
-                h = self.downsample[index](h)
-        h = self.middle_res(self.middle(h, emb, frames, frame_mask), emb)
-        for index in reversed(range(self.levels)):
-            h = self.up[index](torch.cat([h, skips[index]], dim=1), emb, frames, frame_mask)
-            if index > 0:
-                h = self.upsample[index - 1](h)
+        h = self.run_levels(self.stem(F.pixel_unshuffle(inputs, self.patch)), emb, frames, frame_mask)
         coarse = F.pixel_shuffle(self.head(h), self.patch)
         out = coarse + self.refine(torch.cat([coarse, inputs], dim=1))
         return out.view(batch, frames, 3, height, width)

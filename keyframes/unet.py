@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inbetween.diffusion.nets import Downsample, ResBlock, SpatialTransformer, Upsample, group_norm, \
-    timestep_embedding, zero_init
+from inbetween.diffusion.nets import LevelsUNet, ResBlock, SpatialTransformer, group_norm, timestep_embedding, \
+    zero_init
 
 
 class _Level(nn.Module):
@@ -33,7 +33,7 @@ class _Level(nn.Module):
         return x if self.attention is None else self.attention(x, context, context_mask)
 
 
-class TextUNet(nn.Module):
+class TextUNet(LevelsUNet):
     """``forward(x_t (B, 3, H, W), t (B,), context (B, L, D), context_mask (B, L), pooled (B, P))``
     returns the raw prediction ``(B, 3, H, W)`` (epsilon, v or x0, per the training objective).
 
@@ -45,19 +45,15 @@ class TextUNet(nn.Module):
         super().__init__()
         if len(channels) != len(attention):
             raise ValueError(f"channels {list(channels)} and attention {list(attention)} need one entry per level")
-        self.patch, self.levels = patch, len(channels)
+        self.patch = patch
         emb_dim = 4 * channels[0]
         self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.pooled_proj = nn.Linear(pooled_dim, emb_dim)
         cell_channels = image_channels * patch * patch
         self.stem = nn.Conv2d(cell_channels + 2, channels[0], 3, padding=1)
-        level = dict(emb_dim=emb_dim, heads=heads, context_dim=context_dim)
-        self.down = nn.ModuleList(_Level(c, c, attention=a, **level) for c, a in zip(channels, attention))
-        self.downsample = nn.ModuleList(Downsample(a, b) for a, b in zip(channels, channels[1:]))
-        self.middle = _Level(channels[-1], channels[-1], attention=True, **level)
-        self.middle_res = ResBlock(channels[-1], channels[-1], emb_dim)
-        self.up = nn.ModuleList(_Level(2 * c, c, attention=a, **level) for c, a in zip(channels, attention))
-        self.upsample = nn.ModuleList(Upsample(b, a) for a, b in zip(channels, channels[1:]))
+        self.build_levels(channels, attention,
+                          lambda c_in, c_out, a: _Level(c_in, c_out, emb_dim, a, heads, context_dim),
+                          lambda c: ResBlock(c, c, emb_dim))
         self.head = nn.Sequential(group_norm(channels[0]), nn.SiLU(),
                                   zero_init(nn.Conv2d(channels[0], cell_channels, 3, padding=1)))
 
@@ -76,16 +72,5 @@ class TextUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
                 pooled: torch.Tensor) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.time_mlp[0].in_features)) + self.pooled_proj(pooled)
-        h = self.stem(self._cells(x))
-        skips = []
-        for index, block in enumerate(self.down):
-            h = block(h, emb, context, context_mask)
-            skips.append(h)
-            if index < len(self.downsample):
-                h = self.downsample[index](h)
-        h = self.middle_res(self.middle(h, emb, context, context_mask), emb)
-        for index in reversed(range(self.levels)):
-            h = self.up[index](torch.cat([h, skips[index]], dim=1), emb, context, context_mask)
-            if index > 0:
-                h = self.upsample[index - 1](h)
+        h = self.run_levels(self.stem(self._cells(x)), emb, context, context_mask)
         return F.pixel_shuffle(self.head(h), self.patch)

@@ -9,6 +9,7 @@ cross-attention ``context`` is ``(B, L, D)`` tokens with an optional ``context_m
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -189,3 +190,40 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class LevelsUNet(nn.Module):
+    """Base of the stages' UNet denoisers: the levels, the middle and the skips between them.
+
+    Level ``i`` has ``channels[i]`` channels at ``1 / 2^i`` of the first level's grid. A
+    subclass calls :meth:`build_levels` in its constructor (after its stem, so parameters are
+    created in the same order) and :meth:`run_levels` in ``forward``; it owns the embedding,
+    the stem and the head. Level blocks are called as ``block(h, emb, *extra)``.
+    """
+
+    def build_levels(self, channels: Sequence[int], flags: Sequence[bool],
+                     level: Callable[[int, int, bool], nn.Module], middle_res: Callable[[int], nn.Module]) -> None:
+        """``level(in_channels, out_channels, flag)`` builds a block (``flags[i]`` per level, True in
+        the middle); ``middle_res(channels)`` the block after the middle one."""
+        self.levels = len(channels)
+        self.down = nn.ModuleList(level(c, c, flag) for c, flag in zip(channels, flags))
+        self.downsample = nn.ModuleList(Downsample(a, b) for a, b in zip(channels, channels[1:]))
+        self.middle = level(channels[-1], channels[-1], True)
+        self.middle_res = middle_res(channels[-1])
+        self.up = nn.ModuleList(level(2 * c, c, flag) for c, flag in zip(channels, flags))
+        self.upsample = nn.ModuleList(Upsample(b, a) for a, b in zip(channels, channels[1:]))
+
+    def run_levels(self, h: torch.Tensor, emb: torch.Tensor, *extra) -> torch.Tensor:
+        """Down through the levels, the middle, and up with each level's skip: ``(N, C0, H, W)`` in and out."""
+        skips = []
+        for index, block in enumerate(self.down):
+            h = block(h, emb, *extra)
+            skips.append(h)
+            if index < len(self.downsample):
+                h = self.downsample[index](h)
+        h = self.middle_res(self.middle(h, emb, *extra), emb)
+        for index in reversed(range(self.levels)):
+            h = self.up[index](torch.cat([h, skips[index]], dim=1), emb, *extra)
+            if index > 0:
+                h = self.upsample[index - 1](h)
+        return h
