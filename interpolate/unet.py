@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inbetween.diffusion.nets import ChannelNorm, LevelsUNet, ResBlock, TemporalAttention, timestep_embedding, \
-    zero_init
+from inbetween.diffusion.nets import ChannelNorm, LevelsUNet, ResBlock, TemporalAttention, embedding_mlp, \
+    timestep_embedding, zero_init
 
 #: Scale of a frame's time ``t`` in ``[0, 1]`` before its sinusoidal embedding.
 _FRAME_TIME_SCALE = 1000.0
@@ -56,8 +56,8 @@ class TemporalUNet(LevelsUNet):
             raise ValueError(f"channels {list(channels)} and temporal {list(temporal)} need one entry per level")
         self.patch = patch
         emb_dim = 4 * channels[0]
-        self.step_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.step_mlp = embedding_mlp(channels[0], emb_dim)
+        self.time_mlp = embedding_mlp(channels[0], emb_dim)
         in_channels = 3 + cond_channels
         self.stem = nn.Conv2d(in_channels * patch * patch, channels[0], 3, padding=1)
         self.build_levels(channels, temporal, lambda c_in, c_out, a: _Level(c_in, c_out, emb_dim, a, heads),

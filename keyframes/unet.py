@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inbetween.diffusion.nets import LevelsUNet, ResBlock, SpatialTransformer, group_norm, timestep_embedding, \
-    zero_init
+from inbetween.diffusion.nets import LevelsUNet, ResBlock, SpatialTransformer, embedding_mlp, group_norm, \
+    timestep_embedding, zero_init
 
 
 class _Level(nn.Module):
@@ -47,7 +47,7 @@ class TextUNet(LevelsUNet):
             raise ValueError(f"channels {list(channels)} and attention {list(attention)} need one entry per level")
         self.patch = patch
         emb_dim = 4 * channels[0]
-        self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = embedding_mlp(channels[0], emb_dim)
         self.pooled_proj = nn.Linear(pooled_dim, emb_dim)
         cell_channels = image_channels * patch * patch
         self.stem = nn.Conv2d(cell_channels + 2, channels[0], 3, padding=1)

@@ -24,6 +24,12 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
+def embedding_mlp(width: int, dim: int) -> nn.Sequential:
+    """``Linear(width, dim) -> SiLU -> Linear(dim, dim)``: lifts a sinusoidal embedding ``(N, width)``
+    to ``(N, dim)``."""
+    return nn.Sequential(nn.Linear(width, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with up to 32 groups that divide ``channels``."""
     groups = math.gcd(32, channels)
