@@ -1,19 +1,24 @@
-"""The temporal diffusion interpolator (``interpolate=diffusion``; no trained model ships yet).
+"""The temporal diffusion interpolator (``interpolate=diffusion``).
 
-The model denoises the *residual* over flow warping: for each in-between at time ``t`` the
-frame is ``blend + residual / residual_scale``, where ``blend`` is
-:class:`interpolate.classical.FlowWarpInterpolator`'s frame and ``residual`` is sampled by
-the diffusion core from noise, conditioned per frame (:func:`conditioning`) on both
-keyframes, both keyframes warped to ``t``, the flows from ``t`` to each keyframe, their
-visibility masks and ``t`` itself. All in-betweens of a gap are denoised together
+The diffusion variable is the *residual* over flow warping: for each in-between at time
+``t`` the frame is ``blend + residual / residual_scale``, where ``blend`` is
+:class:`interpolate.classical.FlowWarpInterpolator`'s frame. The residual is sampled by the
+diffusion core from noise with ``x0`` prediction, conditioned per frame (:func:`conditioning`)
+on both keyframes, both keyframes warped to ``t``, the flows from ``t`` to each keyframe,
+their visibility masks and ``t`` itself. All in-betweens of a gap are denoised together
 (:class:`interpolate.unet.TemporalUNet`).
 
-With ``x0`` prediction, one sampling step returns the network's estimate of the mean
-residual given the keyframes (the least-squares answer); more steps sample sharper detail.
+The network does not paint the residual directly: it corrects the flows from ``t`` to each
+keyframe and the weight of the left keyframe, and adds a pixel residual (:func:`synthesise`).
+Moving content therefore comes from the keyframes' own pixels, sharp wherever the corrected
+flow is right: this is how the model places an object that eases, travels on an arc or moves
+further than the estimated flow says. With all outputs zero the frame is exactly ``blend``.
+One sampling step returns the network's estimate of the mean frame given the keyframes (the
+least-squares answer); more steps refine it from its own earlier answer.
 
 A model folder (``inbetween train stage=interpolator`` writes one as ``OUT/model``) holds
-``config.json`` (``unet`` options, ``schedule``, ``prediction``, ``residual_scale``,
-``flow_scale``) and ``denoiser.safetensors`` (EMA weights, float16).
+``config.json`` (``unet`` options, ``schedule``, ``residual_scale``, ``flow_scale``) and
+``denoiser.safetensors`` (EMA weights, float16).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from inbetween.diffusion import NoiseSchedule, autocast, check_precision, sample, x0_denoiser
+from inbetween.diffusion import NoiseSchedule, autocast, check_precision, sample
 from inbetween.errors import InbetweenError
+from inbetween.warp import backward_warp
 from inbetween.weights import load_weights, read_config, save_folder
 from interpolate.base import Interpolator
 from interpolate.classical import FlowWarpInterpolator, check_times
@@ -37,6 +43,11 @@ DENOISER = "denoiser"  # the weights file: denoiser.safetensors
 #: Channels of :func:`conditioning`: blend, warped left, warped right, left, right (3 each),
 #: visibility in left and right (1 each), flows from t to left and right (2 each).
 COND_CHANNELS = 21
+#: Channels the network outputs per frame (see :func:`synthesise`): flow corrections towards
+#: the left and right keyframes (2 each, in units of ``flow_scale`` pixels), the change of
+#: the left keyframe's blend weight (1, a logit) and a pixel residual (3).
+OUTPUT_CHANNELS = 8
+_LEFT, _RIGHT, _VISIBLE, _FLOWS = slice(9, 12), slice(12, 15), slice(15, 17), slice(17, 21)
 
 
 def conditioning(warper: FlowWarpInterpolator, left: torch.Tensor, right: torch.Tensor, flow_lr: torch.Tensor,
@@ -57,6 +68,47 @@ def conditioning(warper: FlowWarpInterpolator, left: torch.Tensor, right: torch.
     return torch.stack(blends, dim=1), torch.stack(conds, dim=1)
 
 
+@dataclass
+class Synthesis:
+    """The network's answer for each in-between, every tensor ``(B, T, ., H, W)``.
+
+    ``x0``: the clean diffusion variable (residual over ``blend`` times ``residual_scale``);
+    ``flow_t0``, ``flow_t1``: corrected flows in pixels from the frame at ``t`` to the left and
+    right keyframes, as :func:`inbetween.warp.backward_warp` reads them.
+    """
+
+    x0: torch.Tensor
+    flow_t0: torch.Tensor
+    flow_t1: torch.Tensor
+
+
+def _warp_frames(keyframe: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """:func:`backward_warp` of ``keyframe`` ``(B, T, 3, H, W)`` along ``flow`` ``(B, T, 2, H, W)``."""
+    return backward_warp(keyframe.flatten(0, 1), flow.flatten(0, 1)).view_as(keyframe)
+
+
+def synthesise(output: torch.Tensor, cond: torch.Tensor, times: torch.Tensor, flow_scale: float,
+               residual_scale: float, visibility_floor: float) -> Synthesis:
+    """Frames from the network's ``output`` ``(B, T, 8, H, W)`` (see :data:`OUTPUT_CHANNELS`).
+
+    The flows from ``t`` in ``cond`` (``(B, T, 21, H, W)``, :func:`conditioning`) are corrected,
+    both keyframes are warped along them and blended with the left weight
+    ``sigmoid(prior + change)``, whose prior is flow warping's weight
+    ``(1 - t)(v0 + f) / ((1 - t)(v0 + f) + t (v1 + f))`` (``f``: ``visibility_floor``); the pixel
+    residual is added. All outputs zero reproduce ``blend`` (``x0`` = 0). ``times``: ``(B, T)``.
+    """
+    output, cond = output.float(), cond.float()
+    flows = (cond[:, :, _FLOWS] + output[:, :, 0:4]) * flow_scale
+    t = times[:, :, None, None, None].to(cond).clamp(1e-4, 1 - 1e-4)
+    visible_left, visible_right = (cond[:, :, _VISIBLE] + visibility_floor).log().split(1, dim=2)
+    prior = (1 - t).log() + visible_left - t.log() - visible_right
+    weight_left = torch.sigmoid(prior + output[:, :, 4:5])
+    frame = (weight_left * _warp_frames(cond[:, :, _LEFT], flows[:, :, 0:2])
+             + (1 - weight_left) * _warp_frames(cond[:, :, _RIGHT], flows[:, :, 2:4]))
+    x0 = (frame - cond[:, :, 0:3]) * residual_scale + output[:, :, 5:8]
+    return Synthesis(x0, flows[:, :, 0:2], flows[:, :, 2:4])
+
+
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Replicate-pad the last two dims of ``x`` ``(..., H, W)`` on the bottom and right to multiples of ``multiple``."""
     height, width = x.shape[-2:]
@@ -73,7 +125,7 @@ class InterpolatorModel:
     """A :class:`TemporalUNet` and the settings it was trained with."""
 
     unet: TemporalUNet
-    config: dict[str, Any]  # unet kwargs, schedule, prediction, residual_scale, flow_scale
+    config: dict[str, Any]  # unet kwargs, schedule, residual_scale, flow_scale
     warper: FlowWarpInterpolator
 
     def __post_init__(self) -> None:
@@ -82,7 +134,7 @@ class InterpolatorModel:
     @classmethod
     def build(cls, config: dict[str, Any]) -> InterpolatorModel:
         """A fresh (untrained) model; ``config`` as in ``config.json``."""
-        return cls(TemporalUNet(COND_CHANNELS, **config["unet"]), config, FlowWarpInterpolator())
+        return cls(TemporalUNet(COND_CHANNELS, OUTPUT_CHANNELS, **config["unet"]), config, FlowWarpInterpolator())
 
     def conditioning(self, left, right, flow_lr, flow_rl, times) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`conditioning` with this model's flow scale."""
@@ -96,18 +148,24 @@ class InterpolatorModel:
         """Frames ``(B, T, 3, H, W)`` in ``[-1, 1]`` from ``blend`` and a sampled ``residual``."""
         return (blend + residual.float() / self.config["residual_scale"]).clamp(-1, 1)
 
-    def predictor(self, cond: torch.Tensor, times: torch.Tensor, frame_mask: torch.Tensor | None = None):
-        """``predict(x_t, t) -> raw network output`` for fixed conditioning (all ``(B, T, ...)``)."""
-        return lambda x_t, t: self.unet(x_t, t, cond, times, frame_mask).float()
+    def synthesise(self, output: torch.Tensor, cond: torch.Tensor, times: torch.Tensor) -> Synthesis:
+        """:func:`synthesise` with this model's settings."""
+        return synthesise(output, cond, times, self.config["flow_scale"], self.config["residual_scale"],
+                          self.warper.visibility_floor)
 
     def denoiser(self, cond: torch.Tensor, times: torch.Tensor, tile: int, overlap: int):
-        """``denoise(x_t (B, T, 3, H, W), t (B,)) -> x0``, run over tiles of ``cond``'s frames."""
+        """``denoise(x_t (B, T, 3, H, W), t (B,)) -> x0``.
+
+        The network runs over tiles of ``cond``'s frames (it is local, so memory stays bounded);
+        :func:`synthesise` runs on whole frames, so corrected flows may reach across tiles.
+        """
 
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             def on_tile(x_tile: torch.Tensor, cond_tile: torch.Tensor) -> torch.Tensor:
-                return x0_denoiser(self.predictor(cond_tile, times), self.schedule, self.config["prediction"])(x_tile, t)
+                return self.unet(x_tile, t, cond_tile, times).float()
 
-            return run_tiled(on_tile, [x_t, cond], tile, overlap, align=self.unet.multiple)
+            output = run_tiled(on_tile, [x_t, cond], tile, overlap, align=self.unet.multiple)
+            return self.synthesise(output, cond, times).x0
 
         return denoise
 

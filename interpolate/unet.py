@@ -42,14 +42,15 @@ class _Level(nn.Module):
 
 class TemporalUNet(LevelsUNet):
     """``forward(x_t (B, T, 3, H, W), t (B,), cond (B, T, C, H, W), times (B, T), frame_mask (B, T) | None)``
-    returns the raw prediction ``(B, T, 3, H, W)`` (x0, epsilon or v, per the training objective).
+    returns ``(B, T, out_channels, H, W)``, the raw output that the caller turns into a prediction
+    (:func:`interpolate.diffusion.synthesise` for the interpolator).
 
     ``t`` is the diffusion timestep, ``times`` each frame's place in the gap (0 left keyframe,
     1 right), ``frame_mask`` False on padding frames. ``H`` and ``W`` must be multiples of
     :attr:`multiple` (callers pad).
     """
 
-    def __init__(self, cond_channels: int, patch: int = 4, channels: Sequence[int] = (64, 96, 128),
+    def __init__(self, cond_channels: int, out_channels: int, patch: int = 4, channels: Sequence[int] = (64, 96, 128),
                  temporal: Sequence[bool] = (False, True, True), heads: int = 4, refine_channels: int = 32):
         super().__init__()
         if len(channels) != len(temporal):
@@ -63,9 +64,9 @@ class TemporalUNet(LevelsUNet):
         self.build_levels(channels, temporal, lambda c_in, c_out, a: _Level(c_in, c_out, emb_dim, a, heads),
                           lambda c: ResBlock(c, c, emb_dim, norm="channel"))
         self.head = nn.Sequential(ChannelNorm(channels[0]), nn.SiLU(),
-                                  zero_init(nn.Conv2d(channels[0], 3 * patch * patch, 3, padding=1)))
-        self.refine = nn.Sequential(nn.Conv2d(3 + in_channels, refine_channels, 3, padding=1), nn.SiLU(),
-                                    zero_init(nn.Conv2d(refine_channels, 3, 3, padding=1)))
+                                  zero_init(nn.Conv2d(channels[0], out_channels * patch * patch, 3, padding=1)))
+        self.refine = nn.Sequential(nn.Conv2d(out_channels + in_channels, refine_channels, 3, padding=1), nn.SiLU(),
+                                    zero_init(nn.Conv2d(refine_channels, out_channels, 3, padding=1)))
 
     @property
     def multiple(self) -> int:
@@ -89,4 +90,4 @@ class TemporalUNet(LevelsUNet):
         h = self.run_levels(self.stem(F.pixel_unshuffle(inputs, self.patch)), emb, frames, frame_mask)
         coarse = F.pixel_shuffle(self.head(h), self.patch)
         out = coarse + self.refine(torch.cat([coarse, inputs], dim=1))
-        return out.view(batch, frames, 3, height, width)
+        return out.view(batch, frames, -1, height, width)

@@ -28,6 +28,7 @@ from inbetween.diffusion.schedule import (
     diffusion_loss,
     predicted_x0,
     training_target,
+    weighted_mean,
     x0_denoiser,
 )
 
@@ -47,5 +48,6 @@ __all__ = [
     "predicted_x0",
     "sample",
     "training_target",
+    "weighted_mean",
     "x0_denoiser",
 ]

@@ -19,7 +19,6 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 SCHEDULE_KINDS = ("cosine", "linear")
 PREDICTIONS = ("eps", "v", "x0")
@@ -97,6 +96,14 @@ class NoiseSchedule:
             device = generator.device if generator is not None else "cpu"
         return torch.randint(0, self.steps, (batch,), generator=generator, device=device)
 
+    def noised(self, x0: torch.Tensor, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A training draw for clean data ``x0`` ``(B, ...)``: ``(x_t, t (B,), noise)``, with ``t``
+        uniform and the noise drawn from ``generator`` (which must live on ``x0``'s device)."""
+        t = self.sample_timesteps(x0.shape[0], generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return self.add_noise(x0, noise, t), t, noise
+
 
 def training_target(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
                     prediction: str) -> torch.Tensor:
@@ -138,15 +145,17 @@ def diffusion_loss(predict: Predictor, x0: torch.Tensor, schedule: NoiseSchedule
     ``x0``, e.g. 0 on padding) makes it a weighted mean.
     """
     _check_prediction(prediction)
-    t = schedule.sample_timesteps(x0.shape[0], generator, device=x0.device)
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    alpha, sigma = schedule.alpha_sigma(t)
-    target = training_target(x0, noise, alpha, sigma, prediction)
-    output = predict(schedule.add_noise(x0, noise, t), t)
+    x_t, t, noise = schedule.noised(x0, generator)
+    target = training_target(x0, noise, *schedule.alpha_sigma(t), prediction)
+    return weighted_mean((predict(x_t, t) - target) ** 2, weight)
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``values`` weighted by ``weight`` (broadcastable to it; e.g. 0 on padding); plain mean if None."""
     if weight is None:
-        return F.mse_loss(output, target)
-    weight = weight.expand_as(x0)
-    return ((output - target) ** 2 * weight).sum() / weight.sum().clamp_min(1e-12)
+        return values.mean()
+    weight = weight.expand_as(values)
+    return (values * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def x0_denoiser(predict: Predictor, schedule: NoiseSchedule, prediction: str) -> Predictor:
