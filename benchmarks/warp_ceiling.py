@@ -27,8 +27,8 @@ from inbetween.video import from_uint8, to_uint8
 from inbetween.warp import backward_warp
 from inbetween.world import CLIP_KINDS, Clip
 from interpolate import FlowWarpInterpolator
+from interpolate.training import EVALUATION_SEEDS_START
 
-EVALUATION_SEED = 1_000_000  # `inbetween evaluate`'s world.seed
 SIZE = 128
 
 
@@ -48,7 +48,7 @@ def kind_scores(kind: str, clips: int) -> list[float]:
     warper, dis = FlowWarpInterpolator(), DISFlow()
     scores = []
     for index in range(clips):
-        clip = Clip.random(EVALUATION_SEED + CLIP_KINDS.index(kind) * clips + index, kind)
+        clip = Clip.random(EVALUATION_SEEDS_START + CLIP_KINDS.index(kind) * clips + index, kind)
         times = [k / 8 for k in range(1, 8)]
         truth = np.stack([clip.render(t, SIZE) for t in times])
         left, right = (from_uint8(clip.render(t, SIZE))[None] for t in (0.0, 1.0))

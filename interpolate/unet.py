@@ -53,8 +53,6 @@ class TemporalUNet(LevelsUNet):
     def __init__(self, cond_channels: int, out_channels: int, patch: int = 4, channels: Sequence[int] = (64, 96, 128),
                  temporal: Sequence[bool] = (False, True, True), heads: int = 4, refine_channels: int = 32):
         super().__init__()
-        if len(channels) != len(temporal):
-            raise ValueError(f"channels {list(channels)} and temporal {list(temporal)} need one entry per level")
         self.patch = patch
         emb_dim = 4 * channels[0]
         self.step_mlp = embedding_mlp(channels[0], emb_dim)
@@ -62,7 +60,7 @@ class TemporalUNet(LevelsUNet):
         in_channels = 3 + cond_channels
         self.stem = nn.Conv2d(in_channels * patch * patch, channels[0], 3, padding=1)
         self.build_levels(channels, temporal, lambda c_in, c_out, a: _Level(c_in, c_out, emb_dim, a, heads),
-                          lambda c: ResBlock(c, c, emb_dim, norm="channel"))
+                          lambda c: ResBlock(c, c, emb_dim, norm="channel"), "temporal")
         self.head = nn.Sequential(ChannelNorm(channels[0]), nn.SiLU(),
                                   zero_init(nn.Conv2d(channels[0], out_channels * patch * patch, 3, padding=1)))
         self.refine = nn.Sequential(nn.Conv2d(out_channels + in_channels, refine_channels, 3, padding=1), nn.SiLU(),

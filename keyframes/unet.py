@@ -43,8 +43,6 @@ class TextUNet(LevelsUNet):
     def __init__(self, context_dim: int, pooled_dim: int, patch: int = 4, channels: Sequence[int] = (128, 192, 256),
                  attention: Sequence[bool] = (False, True, True), heads: int = 4, image_channels: int = 3):
         super().__init__()
-        if len(channels) != len(attention):
-            raise ValueError(f"channels {list(channels)} and attention {list(attention)} need one entry per level")
         self.patch = patch
         emb_dim = 4 * channels[0]
         self.time_mlp = embedding_mlp(channels[0], emb_dim)
@@ -53,7 +51,7 @@ class TextUNet(LevelsUNet):
         self.stem = nn.Conv2d(cell_channels + 2, channels[0], 3, padding=1)
         self.build_levels(channels, attention,
                           lambda c_in, c_out, a: _Level(c_in, c_out, emb_dim, a, heads, context_dim),
-                          lambda c: ResBlock(c, c, emb_dim))
+                          lambda c: ResBlock(c, c, emb_dim), "attention")
         self.head = nn.Sequential(group_norm(channels[0]), nn.SiLU(),
                                   zero_init(nn.Conv2d(channels[0], cell_channels, 3, padding=1)))
 

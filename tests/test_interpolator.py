@@ -64,6 +64,8 @@ def test_unet_any_frames_and_padding_frames_change_nothing():
     assert (unmasked - two).abs().max() > 1e-3  # the third frame is seen when it is not masked
     with pytest.raises(ValueError, match="multiple of 4"):
         net(x[..., :30, :], t, cond[..., :30, :], times)
+    with pytest.raises(ValueError, match=r"temporal \[False\] need one entry per level"):
+        TemporalUNet(COND_CHANNELS, OUTPUT_CHANNELS, channels=[16, 24], temporal=[False])
 
 
 def test_tile_starts_cover_with_overlap_and_alignment():

@@ -207,10 +207,13 @@ class LevelsUNet(nn.Module):
     the stem and the head. Level blocks are called as ``block(h, emb, *extra)``.
     """
 
-    def build_levels(self, channels: Sequence[int], flags: Sequence[bool],
-                     level: Callable[[int, int, bool], nn.Module], middle_res: Callable[[int], nn.Module]) -> None:
+    def build_levels(self, channels: Sequence[int], flags: Sequence[bool], level: Callable[[int, int, bool], nn.Module],
+                     middle_res: Callable[[int], nn.Module], flags_name: str) -> None:
         """``level(in_channels, out_channels, flag)`` builds a block (``flags[i]`` per level, True in
-        the middle); ``middle_res(channels)`` the block after the middle one."""
+        the middle); ``middle_res(channels)`` the block after the middle one. ``flags_name`` names
+        the option ``flags`` came from, for the error when its length differs from ``channels``'."""
+        if len(channels) != len(flags):
+            raise ValueError(f"channels {list(channels)} and {flags_name} {list(flags)} need one entry per level")
         self.levels = len(channels)
         self.down = nn.ModuleList(level(c, c, flag) for c, flag in zip(channels, flags))
         self.downsample = nn.ModuleList(Downsample(a, b) for a, b in zip(channels, channels[1:]))
