@@ -3,14 +3,20 @@
     python benchmarks/warp_ceiling.py [--clips-per-kind 4]
 
 Mean PSNR (dB) of the 7 in-betweens of ``inbetween evaluate``'s world clips with keyframes 8
-frames apart (128 px, evaluation seeds; the keyframes span the clip), three ways:
+frames apart (128 px, evaluation seeds; the keyframes span the clip), five ways:
 
 * ``flow_warp, DIS``: the baseline as evaluated;
+* ``flow_warp's DIS warps, true visibility blend``: the same two warped keyframes, mixed
+  ``(1 - t, t)`` only where the pixel is truly visible in that keyframe: what the blend weight
+  alone can add (``interpolate.training`` trains it against the same visibility);
 * ``flow_warp, exact keyframe flow``: the baseline given the true flow between the keyframes
   (it still assumes straight, constant-speed motion between them);
 * ``warp along exact flows from t``: both keyframes backward-warped along the true flows from
   each in-between and blended by true visibility. This is the ceiling of an interpolator that
-  corrects the flows from ``t`` (``interpolate.diffusion.synthesise``) without painting pixels.
+  corrects the flows from ``t`` (``interpolate.diffusion.synthesise``) without painting pixels;
+* ``exact flows from t, plain blend``: the same warps mixed ``(1 - t, t)`` everywhere, so the
+  gap to the row above is what knowing which keyframe shows each pixel (the blend weight) is
+  worth on its own.
 """
 
 from __future__ import annotations
@@ -32,19 +38,24 @@ from interpolate.training import EVALUATION_SEEDS_START
 SIZE = 128
 
 
-def warp_along_exact_flows(clip: Clip, left: torch.Tensor, right: torch.Tensor, t: float) -> torch.Tensor:
-    """``(3, S, S)``: ``left`` and ``right`` ``(1, 3, S, S)`` warped to ``t`` along the clip's true flows,
-    weighted ``(1 - t)`` and ``t`` where the pixel is visible in that keyframe."""
-    warped, weights = [], []
-    for key, key_time, share in ((left, 0.0, 1 - t), (right, 1.0, t)):
-        flow = torch.from_numpy(clip.flow(t, key_time, SIZE))[None]
-        warped.append(backward_warp(key, flow)[0])
-        weights.append(share * (torch.from_numpy(clip.visible_mask(t, key_time, SIZE)).float() + 1e-6))
+def exact_warps(clip: Clip, left: torch.Tensor, right: torch.Tensor, t: float) -> list[torch.Tensor]:
+    """``left`` and ``right`` ``(1, 3, S, S)`` backward-warped to ``t`` along the clip's true flows, each ``(3, S, S)``."""
+    return [backward_warp(key, torch.from_numpy(clip.flow(t, key_time, SIZE))[None])[0]
+            for key, key_time in ((left, 0.0), (right, 1.0))]
+
+
+def blend(clip: Clip, warped: list[torch.Tensor], t: float, by_visibility: bool) -> torch.Tensor:
+    """``(3, S, S)``: the keyframes ``warped`` to ``t`` (left, right) mixed ``(1 - t)`` and ``t``, with
+    ``by_visibility`` only where the pixel at ``t`` is truly visible in that keyframe."""
+    weights = []
+    for key_time, share in ((0.0, 1 - t), (1.0, t)):
+        visible = torch.from_numpy(clip.visible_mask(t, key_time, SIZE)).float() if by_visibility else 1.0
+        weights.append(share * (visible + 1e-6))
     return (weights[0] * warped[0] + weights[1] * warped[1]) / (weights[0] + weights[1])
 
 
 def kind_scores(kind: str, clips: int) -> list[float]:
-    """Mean PSNR over ``clips`` clips of ``kind``: DIS flow_warp, exact-flow flow_warp, the ceiling."""
+    """Mean PSNR over ``clips`` clips of ``kind`` of each row of the table (see the module docstring)."""
     warper, dis = FlowWarpInterpolator(), DISFlow()
     scores = []
     for index in range(clips):
@@ -52,11 +63,16 @@ def kind_scores(kind: str, clips: int) -> list[float]:
         times = [k / 8 for k in range(1, 8)]
         truth = np.stack([clip.render(t, SIZE) for t in times])
         left, right = (from_uint8(clip.render(t, SIZE))[None] for t in (0.0, 1.0))
+        dis_flows = dis.bidirectional(left, right)
         exact = [torch.from_numpy(clip.flow(a, b, SIZE))[None] for a, b in ((0.0, 1.0), (1.0, 0.0))]
-        answers = [warper(left, right, *dis.bidirectional(left, right), times)[0],
+        dis_warps = [warper.warp(left, right, *dis_flows, t) for t in times]
+        answers = [warper(left, right, *dis_flows, times)[0],
+                   torch.stack([blend(clip, [warped.left[0], warped.right[0]], t, True)
+                                for warped, t in zip(dis_warps, times)]),
                    warper(left, right, *exact, times)[0],
-                   torch.stack([warp_along_exact_flows(clip, left, right, t) for t in times])]
-        scores.append([psnr(to_uint8(frames), truth) for frames in answers])
+                   *(torch.stack([blend(clip, exact_warps(clip, left, right, t), t, by_visibility) for t in times])
+                     for by_visibility in (True, False))]
+        scores.append([psnr(to_uint8(frames.clamp(-1, 1)), truth) for frames in answers])
     return np.mean(scores, axis=0).tolist()
 
 
@@ -66,7 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     with torch.inference_mode():
         by_kind = {kind: kind_scores(kind, args.clips_per_kind) for kind in CLIP_KINDS}
-    names = ["flow_warp, DIS", "flow_warp, exact keyframe flow", "warp along exact flows from t"]
+    names = ["flow_warp, DIS", "flow_warp's DIS warps, true visibility blend", "flow_warp, exact keyframe flow",
+             "warp along exact flows from t", "exact flows from t, plain blend"]
     rows = [{"method": name, **{kind: f"{by_kind[kind][i]:.2f}" for kind in CLIP_KINDS},
              "mean": f"{np.mean([by_kind[kind][i] for kind in CLIP_KINDS]):.2f}"} for i, name in enumerate(names)]
     print(markdown_table(rows, ["method", *CLIP_KINDS, "mean"]))

@@ -74,12 +74,14 @@ class Synthesis:
 
     ``x0``: the clean diffusion variable (residual over ``blend`` times ``residual_scale``);
     ``flow_t0``, ``flow_t1``: corrected flows in pixels from the frame at ``t`` to the left and
-    right keyframes, as :func:`inbetween.warp.backward_warp` reads them.
+    right keyframes, as :func:`inbetween.warp.backward_warp` reads them; ``logit_left``: the left
+    keyframe's blend weight is ``sigmoid(logit_left)`` (1 channel).
     """
 
     x0: torch.Tensor
     flow_t0: torch.Tensor
     flow_t1: torch.Tensor
+    logit_left: torch.Tensor
 
 
 def _warp_frames(keyframe: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -102,11 +104,12 @@ def synthesise(output: torch.Tensor, cond: torch.Tensor, times: torch.Tensor, fl
     t = times[:, :, None, None, None].to(cond).clamp(1e-4, 1 - 1e-4)
     visible_left, visible_right = (cond[:, :, _VISIBLE] + visibility_floor).log().split(1, dim=2)
     prior = (1 - t).log() + visible_left - t.log() - visible_right
-    weight_left = torch.sigmoid(prior + output[:, :, 4:5])
+    logit_left = prior + output[:, :, 4:5]
+    weight_left = torch.sigmoid(logit_left)
     frame = (weight_left * _warp_frames(cond[:, :, _LEFT], flows[:, :, 0:2])
              + (1 - weight_left) * _warp_frames(cond[:, :, _RIGHT], flows[:, :, 2:4]))
     x0 = (frame - cond[:, :, 0:3]) * residual_scale + output[:, :, 5:8]
-    return Synthesis(x0, flows[:, :, 0:2], flows[:, :, 2:4])
+    return Synthesis(x0, flows[:, :, 0:2], flows[:, :, 2:4], logit_left)
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -5,7 +5,8 @@ frames apart, exact renders and exact flow at any ``t``) with random crops of re
 (frames dropped at random strides); :class:`InterpolatorTask` trains
 :class:`interpolate.unet.TemporalUNet` to denoise the residual of the true in-betweens over
 flow warping, with the flow from the configured estimator (DIS by default), as at inference;
-on world clips the flows it corrects are also held to the exact ones.
+on world clips the flows it corrects are also held to the exact ones and its blend weight to
+the true visibility.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -38,12 +40,12 @@ def _choose_between(rng: np.random.Generator, gap: int, frames: int) -> list[int
     return sorted(rng.choice(np.arange(1, gap), size=min(frames, gap - 1), replace=False).tolist())
 
 
-def _world_sequence(index: int, rng: np.random.Generator, size: int, clip_frames: int,
-                    gaps: Sequence[int], frames: int) -> tuple[np.ndarray, list[int], int, np.ndarray]:
+def _world_sequence(index: int, rng: np.random.Generator, size: int, clip_frames: int, gaps: Sequence[int],
+                    frames: int) -> tuple[np.ndarray, list[int], int, tuple[np.ndarray, np.ndarray]]:
     """World clip ``index`` (kind ``index % 8``, seed ``index``): frames uint8 ``(gap + 1, S, S, 3)``
     (only the keyframes and chosen in-betweens rendered), the chosen in-between offsets, the gap,
-    and the exact flows float32 ``(len(offsets), 2, 2, S, S)`` from each in-between to the left
-    and right keyframe."""
+    and the ground truth of each in-between towards the left and right keyframe: exact flows
+    float32 ``(len(offsets), 2, 2, S, S)`` and visibility bool ``(len(offsets), 2, S, S)``."""
     clip = Clip.random(index, CLIP_KINDS[index % len(CLIP_KINDS)])
     gap = int(rng.integers(gaps[0], gaps[1] + 1))
     start = int(rng.integers(0, clip_frames - gap))
@@ -52,7 +54,8 @@ def _world_sequence(index: int, rng: np.random.Generator, size: int, clip_frames
     rendered = {k: clip.render(t, size) for k, t in time_of.items()}
     sequence = np.stack([rendered.get(k, rendered[0]) for k in range(gap + 1)])
     exact = np.stack([[clip.flow(time_of[k], time_of[key], size) for key in (0, gap)] for k in offsets])
-    return sequence, offsets, gap, exact
+    visible = np.stack([[clip.visible_mask(time_of[k], time_of[key], size) for key in (0, gap)] for k in offsets])
+    return sequence, offsets, gap, (exact, visible)
 
 
 class InterpolationClips(Dataset):
@@ -71,7 +74,9 @@ class InterpolationClips(Dataset):
     ``mask`` bool ``(F,)`` (False on padding, when the gap has fewer in-betweens than ``F``);
     ``flows`` float ``(2, 2, S, S)``: ``flow`` from left to right and back; ``exact_flows``
     float16 ``(F, 4, S, S)``: the true flows from each in-between to the left and right
-    keyframe (pixels), known where ``exact_known`` bool ``(F,)`` (world items, not padding).
+    keyframe (pixels), and ``exact_visible`` bool ``(F, 2, S, S)``: whether each pixel of the
+    in-between is seen in the left / right keyframe, both known where ``exact_known`` bool
+    ``(F,)`` (world items, not padding).
     """
 
     def __init__(self, flow, size: int = 128, frames: int = 3, world_items: int = 3000, world_clip_frames: int = 9,
@@ -108,30 +113,33 @@ class InterpolationClips(Dataset):
     def _make(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         if index < self.world_items:
-            sequence, offsets, gap, exact = _world_sequence(index, rng, self.size, self.clip_frames, self.gaps,
-                                                            self.frames)
+            sequence, offsets, gap, ground_truth = _world_sequence(index, rng, self.size, self.clip_frames,
+                                                                   self.gaps, self.frames)
         else:
-            sequence, offsets, gap, exact = self._video_sequence(rng)
-        if exact is None:
-            exact = np.zeros((len(offsets), 2, 2, self.size, self.size), np.float32)
+            sequence, offsets, gap, ground_truth = self._video_sequence(rng)
+        exact, visible = ground_truth or (np.zeros((len(offsets), 2, 2, self.size, self.size), np.float32),
+                                          np.zeros((len(offsets), 2, self.size, self.size), bool))
         known = [index < self.world_items] * len(offsets)
         if rng.random() < 0.5:  # mirror left-right
-            sequence, exact = sequence[:, :, ::-1], exact[..., ::-1] * np.array([-1, 1], np.float32)[:, None, None]
+            sequence, visible = sequence[:, :, ::-1], visible[..., ::-1]
+            exact = exact[..., ::-1] * np.array([-1, 1], np.float32)[:, None, None]
         if rng.random() < 0.5:  # play backwards: the keyframes swap
-            sequence, offsets, exact = sequence[::-1], sorted(gap - k for k in offsets), exact[::-1, ::-1]
+            sequence, offsets = sequence[::-1], sorted(gap - k for k in offsets)
+            exact, visible = exact[::-1, ::-1], visible[::-1, ::-1]
         keys = np.ascontiguousarray(sequence[[0, gap]])  # (2, S, S, 3)
         flow_lr, flow_rl = self.flow.bidirectional(from_uint8(keys[:1]), from_uint8(keys[1:]))
-        padding = self.frames - len(offsets)
         truth = torch.from_numpy(np.ascontiguousarray(sequence[offsets])).permute(0, 3, 1, 2)
         exact = torch.from_numpy(np.ascontiguousarray(exact)).flatten(1, 2).half()
+        visible = torch.from_numpy(np.ascontiguousarray(visible))
         return {
             "keys": torch.from_numpy(keys).permute(0, 3, 1, 2),
-            "truth": torch.cat([truth, truth.new_zeros((padding, *truth.shape[1:]))]),
-            "times": torch.tensor([k / gap for k in offsets] + [0.5] * padding, dtype=torch.float32),
-            "mask": torch.tensor([True] * len(offsets) + [False] * padding),
+            "truth": _pad_frames(truth, self.frames),
+            "times": torch.tensor([k / gap for k in offsets] + [0.5] * (self.frames - len(offsets))),
+            "mask": _pad_frames(torch.ones(len(offsets), dtype=torch.bool), self.frames),
             "flows": torch.cat([flow_lr, flow_rl]),
-            "exact_flows": torch.cat([exact, exact.new_zeros((padding, *exact.shape[1:]))]),
-            "exact_known": torch.tensor(known + [False] * padding),
+            "exact_flows": _pad_frames(exact, self.frames),
+            "exact_visible": _pad_frames(visible, self.frames),
+            "exact_known": _pad_frames(torch.tensor(known, dtype=torch.bool), self.frames),
         }
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -140,6 +148,25 @@ class InterpolationClips(Dataset):
         if index not in self._items:
             self._items[index] = self._make(index)
         return self._items[index]
+
+
+def visible_share(visible: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The left keyframe's true blend weight and where it is defined, each ``(B, T, 1, H, W)``.
+
+    ``visible``: bool ``(B, T, 2, H, W)``, each in-between pixel seen in the left / right
+    keyframe; ``times``: ``(B, T)``. The weight is ``(1 - t) v0 / ((1 - t) v0 + t v1)``: flow
+    warping's plain mix where both keyframes show the pixel, all of the one that does where
+    only one shows it; undefined (``seen`` False) where neither does.
+    """
+    t = times[:, :, None, None, None]
+    left, right = ((1 - t) * visible[:, :, 0:1], t * visible[:, :, 1:2])
+    seen = visible.any(dim=2, keepdim=True)
+    return left / (left + right).clamp_min(1e-6), seen
+
+
+def _pad_frames(per_frame: torch.Tensor, frames: int) -> torch.Tensor:
+    """``per_frame`` ``(F', ...)`` padded with zeros (False) to ``(frames, ...)``."""
+    return torch.cat([per_frame, per_frame.new_zeros((frames - len(per_frame), *per_frame.shape[1:]))])
 
 
 def _unit(pixels: torch.Tensor) -> torch.Tensor:
@@ -153,22 +180,25 @@ class InterpolatorTask(TrainingTask):
     ``flow`` is the estimator (a :class:`flow.base.FlowEstimator`) whose flow the model learns
     to correct; ``unet`` holds :class:`TemporalUNet` options; ``residual_scale`` multiplies
     the residual over flow warping into the diffusion variable; flows enter divided by
-    ``flow_scale`` pixels. The loss is the ``x0`` mean squared error plus ``flow_loss`` times
-    the mean absolute error (in units of ``flow_scale``) of the corrected flows against the
-    exact ones, where those are known (world clips).
+    ``flow_scale`` pixels. The loss is the ``x0`` mean squared error plus, where the truth is
+    known (world clips), ``flow_loss`` times the mean absolute error (in units of
+    ``flow_scale``) of the corrected flows against the exact ones and ``visibility_loss`` times
+    the binary cross-entropy of the left keyframe's blend weight against the true share
+    :func:`visible_share` (at pixels seen in at least one keyframe).
     """
 
     name = "interpolator"
 
     def __init__(self, flow, data: dict[str, Any] | None = None, unet: dict[str, Any] | None = None,
                  schedule: str = "cosine", residual_scale: float = 5.0, flow_scale: float = 32.0,
-                 flow_loss: float = 5.0, grid_clips: int = 4):
-        if flow_loss < 0:
-            raise InbetweenError(f"flow_loss is a loss weight and must be >= 0, got {flow_loss}.")
+                 flow_loss: float = 5.0, visibility_loss: float = 1.0, grid_clips: int = 4):
+        if flow_loss < 0 or visibility_loss < 0:
+            raise InbetweenError(f"flow_loss and visibility_loss are loss weights and must be >= 0, "
+                                 f"got {flow_loss} and {visibility_loss}.")
         self.flow, self.data_options, self.grid_clips = flow, dict(data or {}), grid_clips
         self.config = {"unet": dict(unet or {}), "schedule": schedule, "residual_scale": residual_scale,
                        "flow_scale": flow_scale}
-        self.flow_loss = flow_loss
+        self.flow_loss, self.visibility_loss = flow_loss, visibility_loss
         self.warper = FlowWarpInterpolator()
         self._data: InterpolationClips | None = None
 
@@ -190,9 +220,13 @@ class InterpolatorTask(TrainingTask):
         x_t, t, _ = interpolator.schedule.noised(target, generator)
         answer = interpolator.synthesise(model(x_t, t, cond, times, mask), cond, times)
         image_loss = weighted_mean((answer.x0 - target) ** 2, mask[:, :, None, None, None].float())
+        known = batch["exact_known"][:, :, None, None, None]
         corrected = torch.cat([answer.flow_t0, answer.flow_t1], dim=2)
         flow_error = (corrected - batch["exact_flows"].float()).abs() / self.config["flow_scale"]
-        return image_loss + self.flow_loss * weighted_mean(flow_error, batch["exact_known"][:, :, None, None, None])
+        share, seen = visible_share(batch["exact_visible"], times)
+        blend_error = F.binary_cross_entropy_with_logits(answer.logit_left, share, reduction="none")
+        return (image_loss + self.flow_loss * weighted_mean(flow_error, known)
+                + self.visibility_loss * weighted_mean(blend_error, known & seen))
 
     def _model(self, unet: nn.Module) -> InterpolatorModel:
         """``unet`` (bare, EMA or wrapped in DistributedDataParallel) with this task's settings."""

@@ -18,7 +18,7 @@ from inbetween.world import Clip
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel
 from interpolate.tiling import run_tiled, tile_starts
-from interpolate.training import EVALUATION_SEEDS_START, InterpolationClips
+from interpolate.training import EVALUATION_SEEDS_START, InterpolationClips, visible_share
 from interpolate.unet import TemporalUNet
 from tests.conftest import SHARED_DATA, run_cli
 
@@ -172,22 +172,39 @@ def test_training_items_are_reproducible_masked_and_never_evaluation_clips():
 
 
 def test_exact_flows_of_world_items_lead_each_in_between_back_to_both_keyframes():
-    """Through the mirror and play-backwards augmentations, ``exact_flows`` stay the true flows."""
+    """Through the mirror and play-backwards augmentations, ``exact_flows`` stay the true flows and
+    ``exact_visible`` says where following them reaches the same surface in the keyframe."""
     data = InterpolationClips(DISFlow(), size=64, frames=3, world_items=16, world_gaps=(4, 8))
     warped_hits, still_hits = [], []  # per item and keyframe: moving pixels the keyframe matches within 0.1
+    visible_hits, hidden_hits = [], []  # pixels the warped keyframe matches, where visible / hidden there
     for index in range(len(data)):
         item = data[index]
         real = int(item["mask"].sum())
         assert bool(item["exact_known"][:real].all()) and not item["exact_known"][real:].any()
         truth, keys = (pixels.float() / 127.5 - 1 for pixels in (item["truth"][:real], item["keys"]))
         exact = item["exact_flows"][:real].float()
-        for key, flow in ((keys[0], exact[:, 0:2]), (keys[1], exact[:, 2:4])):
+        for side, (key, flow) in enumerate(((keys[0], exact[:, 0:2]), (keys[1], exact[:, 2:4]))):
             moved = (flow.norm(dim=1, keepdim=True) > 1).expand_as(truth)
             warped = backward_warp(key.expand(real, -1, -1, -1), flow)
+            hit = ((warped - truth).abs() < 0.1).all(dim=1)
             warped_hits.append(((warped - truth).abs() < 0.1)[moved].float().mean())
             still_hits.append(((key - truth).abs() < 0.1)[moved].float().mean())
+            visible = item["exact_visible"][:real, side]
+            visible_hits.append(hit[visible].float().mean())
+            if (~visible).sum() > 20:
+                hidden_hits.append(hit[~visible].float().mean())
     assert min(warped_hits) > 0.75  # occlusions and leaving the frame account for the rest
     assert np.mean(warped_hits) - np.mean(still_hits) > 0.3
+    assert min(visible_hits) > 0.9 and len(hidden_hits) > 4 and np.mean(hidden_hits) < 0.3
+
+
+def test_visible_share_takes_the_keyframe_that_shows_the_pixel():
+    """Both keyframes show it: the plain (1 - t, t) mix; one does: all of it; neither: undefined."""
+    left, right = [True, True, False, False], [True, False, True, False]  # one pixel per case
+    visible = torch.tensor([left, right]).view(1, 1, 2, 4, 1)  # (B, T, 2, H, W)
+    share, seen = visible_share(visible, torch.tensor([[0.25]]))
+    torch.testing.assert_close(share.flatten(), torch.tensor([0.75, 1.0, 0.0, 0.0]))
+    assert seen.flatten().tolist() == [True, True, True, False]
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
