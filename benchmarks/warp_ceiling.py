@@ -66,7 +66,7 @@ def kind_scores(kind: str, clips: int) -> list[float]:
         dis_flows = dis.bidirectional(left, right)
         exact = [torch.from_numpy(clip.flow(a, b, SIZE))[None] for a, b in ((0.0, 1.0), (1.0, 0.0))]
         dis_warps = [warper.warp(left, right, *dis_flows, t) for t in times]
-        answers = [warper(left, right, *dis_flows, times)[0],
+        answers = [torch.stack([warped.blend[0] for warped in dis_warps]),
                    torch.stack([blend(clip, [warped.left[0], warped.right[0]], t, True)
                                 for warped, t in zip(dis_warps, times)]),
                    warper(left, right, *exact, times)[0],

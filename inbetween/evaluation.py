@@ -96,14 +96,15 @@ def world_cases(gaps: Sequence[int], clip_frames: int, clips_per_kind: int, size
             for index in range(clips_per_kind):
                 clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
                 frames = np.stack([clip.render(t, size) for t in frame_times])
+                flows, visible = zip(*(clip.flow_and_visible(t0, t1, size) for t0, t1 in pairs))
                 yield Case(
                     subset=f"gap {gap}",
                     name=f"{kind}-{index}",
                     keys=frames[[0, -1]],
                     times=[j / gap for j in range(1, gap)],
                     truth=frames[1:-1],
-                    reference_flows=np.stack([clip.flow(t0, t1, size) for t0, t1 in pairs]),
-                    reference_visible=np.stack([clip.visible_mask(t0, t1, size) for t0, t1 in pairs]),
+                    reference_flows=np.stack(flows),
+                    reference_visible=np.stack(visible),
                     key_flow=clip.flow(0.0, frame_times[-1], size),
                 )
 

@@ -477,12 +477,18 @@ class Clip:
 
     def visible_mask(self, t0: float, t1: float, height: int, width: int | None = None) -> np.ndarray:
         """``bool (H, W)``: the pixel's layer at ``t0`` lands inside the frame at ``t1`` and is visible there."""
+        return self.flow_and_visible(t0, t1, height, width)[1]
+
+    def flow_and_visible(self, t0: float, t1: float, height: int, width: int | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`flow` and :meth:`visible_mask` from ``t0`` to ``t1`` together (the mask needs the flow)."""
         height, width = _frame(height, width)
         x, y = _pixel_centres(height, width)
         flow = self.flow(t0, t1, height, width)
         x1, y1 = x + flow[0], y + flow[1]
         in_frame = (x1 >= 0) & (x1 < width) & (y1 >= 0) & (y1 < height)
-        return in_frame & (self._layers_at(t1, x1, y1, height, width) == self._layers_at(t0, x, y, height, width))
+        visible = in_frame & (self._layers_at(t1, x1, y1, height, width) == self._layers_at(t0, x, y, height, width))
+        return flow, visible
 
 
 def _random_background(rng: np.random.Generator, kind: str, textured: bool | None) -> _Background:

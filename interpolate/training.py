@@ -53,8 +53,9 @@ def _world_sequence(index: int, rng: np.random.Generator, size: int, clip_frames
     time_of = {k: (start + k) / (clip_frames - 1) for k in (0, *offsets, gap)}
     rendered = {k: clip.render(t, size) for k, t in time_of.items()}
     sequence = np.stack([rendered.get(k, rendered[0]) for k in range(gap + 1)])
-    exact = np.stack([[clip.flow(time_of[k], time_of[key], size) for key in (0, gap)] for k in offsets])
-    visible = np.stack([[clip.visible_mask(time_of[k], time_of[key], size) for key in (0, gap)] for k in offsets])
+    ground_truth = [[clip.flow_and_visible(time_of[k], time_of[key], size) for key in (0, gap)] for k in offsets]
+    exact = np.stack([[flow for flow, _ in per_frame] for per_frame in ground_truth])
+    visible = np.stack([[mask for _, mask in per_frame] for per_frame in ground_truth])
     return sequence, offsets, gap, (exact, visible)
 
 
@@ -159,7 +160,7 @@ def visible_share(visible: torch.Tensor, times: torch.Tensor) -> tuple[torch.Ten
     only one shows it; undefined (``seen`` False) where neither does.
     """
     t = times[:, :, None, None, None]
-    left, right = ((1 - t) * visible[:, :, 0:1], t * visible[:, :, 1:2])
+    left, right = (1 - t) * visible[:, :, 0:1], t * visible[:, :, 1:2]
     seen = visible.any(dim=2, keepdim=True)
     return left / (left + right).clamp_min(1e-6), seen
 
