@@ -18,7 +18,7 @@ from inbetween.world import Clip
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel
 from interpolate.tiling import run_tiled, tile_starts
-from interpolate.training import EVALUATION_SEEDS_START, InterpolationClips, visible_share
+from interpolate.training import EVALUATION_SEEDS_START, InterpolationClips, InterpolatorTask, visible_share
 from interpolate.unet import TemporalUNet
 from tests.conftest import SHARED_DATA, run_cli
 
@@ -205,6 +205,23 @@ def test_visible_share_takes_the_keyframe_that_shows_the_pixel():
     share, seen = visible_share(visible, torch.tensor([[0.25]]))
     torch.testing.assert_close(share.flatten(), torch.tensor([0.75, 1.0, 0.0, 0.0]))
     assert seen.flatten().tolist() == [True, True, True, False]
+
+
+def test_log_mse_image_loss_is_mean_psnr_per_item_and_ignores_padding():
+    """An item whose frames are 50 dB from the truth costs log(2); one at 30 dB costs log(101). Each
+    item weighs the same however large its error (plain mse: the 30 dB item is all of the loss);
+    padded frames count for nothing."""
+    residual_scale = 5.0
+    x0_error_at = {psnr: 2 * residual_scale * 10 ** (-psnr / 20) for psnr in (50, 30)}  # [0, 1] units -> x0
+    squared = torch.stack([torch.full((2, 3, 4, 4), x0_error_at[50] ** 2), torch.full((2, 3, 4, 4), x0_error_at[30] ** 2)])
+    squared[:, 1] = 1e3  # padding
+    weight = torch.tensor([[1.0, 0.0], [1.0, 0.0]])[:, :, None, None, None]
+    log_mse = InterpolatorTask(DISFlow(), residual_scale=residual_scale)._image_loss(squared, weight)
+    torch.testing.assert_close(log_mse, torch.tensor((np.log(2) + np.log(101)) / 2, dtype=torch.float32))
+    plain = InterpolatorTask(DISFlow(), residual_scale=residual_scale, image_loss="mse")._image_loss(squared, weight)
+    torch.testing.assert_close(plain, torch.tensor((x0_error_at[50] ** 2 + x0_error_at[30] ** 2) / 2))
+    with pytest.raises(InbetweenError, match="image_loss must be one of"):
+        InterpolatorTask(DISFlow(), image_loss="l1")
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
