@@ -174,12 +174,6 @@ def _pad_frames(per_frame: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.cat([per_frame, per_frame.new_zeros((frames - len(per_frame), *per_frame.shape[1:]))])
 
 
-def _per_item_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` ``(B, ...)`` over all but the first dim, weighted by ``weight`` (broadcastable): ``(B,)``."""
-    weight = weight.expand_as(values)
-    return (values * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-12)
-
-
 def _unit(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 ``(..., 3, H, W)`` -> float in ``[-1, 1]``."""
     return pixels.float() / 127.5 - 1
@@ -253,7 +247,7 @@ class InterpolatorTask(TrainingTask):
         if self.image_loss == "mse":
             return weighted_mean(squared_error, weight)
         floor = (2 * self.config["residual_scale"]) ** 2 * 10 ** (-_LOG_MSE_FLOOR_PSNR / 10)
-        return torch.log1p(_per_item_mean(squared_error, weight) / floor).mean()
+        return torch.log1p(weighted_mean(squared_error, weight, per_item=True) / floor).mean()
 
     def _model(self, unet: nn.Module) -> InterpolatorModel:
         """``unet`` (bare, EMA or wrapped in DistributedDataParallel) with this task's settings."""

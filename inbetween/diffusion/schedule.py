@@ -150,12 +150,14 @@ def diffusion_loss(predict: Predictor, x0: torch.Tensor, schedule: NoiseSchedule
     return weighted_mean((predict(x_t, t) - target) ** 2, weight)
 
 
-def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of ``values`` weighted by ``weight`` (broadcastable to it; e.g. 0 on padding); plain mean if None."""
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None = None, per_item: bool = False) -> torch.Tensor:
+    """Mean of ``values`` ``(B, ...)`` weighted by ``weight`` (broadcastable to it; e.g. 0 on padding);
+    plain mean if None. A scalar, or with ``per_item`` one mean per item over all but the first dim, ``(B,)``."""
+    dims = tuple(range(1 if per_item else 0, values.dim()))
     if weight is None:
-        return values.mean()
+        return values.mean(dims)
     weight = weight.expand_as(values)
-    return (values * weight).sum() / weight.sum().clamp_min(1e-12)
+    return (values * weight).sum(dims) / weight.sum(dims).clamp_min(1e-12)
 
 
 def x0_denoiser(predict: Predictor, schedule: NoiseSchedule, prediction: str) -> Predictor:
