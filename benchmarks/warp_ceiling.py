@@ -33,6 +33,7 @@ from inbetween.video import from_uint8, to_uint8
 from inbetween.warp import backward_warp
 from inbetween.world import CLIP_KINDS, Clip
 from interpolate import FlowWarpInterpolator
+from interpolate.classical import visibility_blend
 from interpolate.training import EVALUATION_SEEDS_START
 
 SIZE = 128
@@ -47,11 +48,9 @@ def exact_warps(clip: Clip, left: torch.Tensor, right: torch.Tensor, t: float) -
 def blend(clip: Clip, warped: list[torch.Tensor], t: float, by_visibility: bool) -> torch.Tensor:
     """``(3, S, S)``: the keyframes ``warped`` to ``t`` (left, right) mixed ``(1 - t)`` and ``t``, with
     ``by_visibility`` only where the pixel at ``t`` is truly visible in that keyframe."""
-    weights = []
-    for key_time, share in ((0.0, 1 - t), (1.0, t)):
-        visible = torch.from_numpy(clip.visible_mask(t, key_time, SIZE)).float() if by_visibility else 1.0
-        weights.append(share * (visible + 1e-6))
-    return (weights[0] * warped[0] + weights[1] * warped[1]) / (weights[0] + weights[1])
+    visible = [torch.from_numpy(clip.visible_mask(t, key_time, SIZE)).float() if by_visibility else 1.0
+               for key_time in (0.0, 1.0)]
+    return visibility_blend(*warped, *visible, t, floor=1e-6)
 
 
 def kind_scores(kind: str, clips: int) -> list[float]:

@@ -28,6 +28,20 @@ def check_times(times: Sequence[float]) -> list[float]:
     return times
 
 
+def visibility_blend(warped_left: torch.Tensor, warped_right: torch.Tensor, visible_left: torch.Tensor | float,
+                     visible_right: torch.Tensor | float, t: float | torch.Tensor, floor: float) -> torch.Tensor:
+    """Super SloMo's visibility-weighted fusion of both keyframes warped to time ``t``.
+
+    ``(w0 * warped_left + w1 * warped_right) / (w0 + w1)`` with ``w0 = (1 - t)(visible_left + floor)``
+    and ``w1 = t (visible_right + floor)``: a pixel is taken mostly from the keyframe that shows it.
+    Warped frames ``(B, 3, H, W)`` (or ``(3, H, W)``); visibilities in ``[0, 1]``, ``(B, 1, H, W)``
+    or a number (1 everywhere gives the plain ``(1 - t, t)`` mix); ``t`` a number or broadcastable.
+    """
+    weight_left = (1 - t) * (visible_left + floor)
+    weight_right = t * (visible_right + floor)
+    return (weight_left * warped_left + weight_right * warped_right) / (weight_left + weight_right)
+
+
 def _stack_times(frames: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """Stack ``T`` frames ``(B, 3, H, W)`` into ``(B, T, 3, H, W)`` (``T`` may be 0)."""
     if not frames:
@@ -62,7 +76,7 @@ class FlowWarpInterpolator(Interpolator):
 
     The flows from time ``t`` come from :func:`inbetween.warp.time_flows`
     (consistency-weighted bidirectional splatting). Both keyframes are backward-warped
-    to ``t`` and blended with weights ``(1 - t) (v0 + f)`` and ``t (v1 + f)``, where
+    to ``t`` and blended with weights ``(1 - t) (v0 + f)`` and ``t (v1 + f)`` (:func:`visibility_blend`), where
     ``v0`` / ``v1`` in ``[0, 1]`` say whether the intermediate pixel is visible in the
     left / right keyframe, so a region being covered or uncovered is taken mostly from
     the one frame that shows it (Super SloMo's visibility-weighted fusion), and ``f`` is
@@ -104,12 +118,8 @@ class FlowWarpInterpolator(Interpolator):
         flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta)
         warped_left = backward_warp(left, flows.flow_t0)
         warped_right = backward_warp(right, flows.flow_t1)
-        if self.occlusion_aware:
-            weight_left = (1 - t) * (flows.visible_0 + self.visibility_floor)
-            weight_right = t * (flows.visible_1 + self.visibility_floor)
-        else:
-            weight_left, weight_right = 1 - t, t
-        blend = (weight_left * warped_left + weight_right * warped_right) / (weight_left + weight_right)
+        visible = (flows.visible_0, flows.visible_1) if self.occlusion_aware else (1.0, 1.0)
+        blend = visibility_blend(warped_left, warped_right, *visible, t, self.visibility_floor)
         return WarpedToTime(warped_left, warped_right, flows, blend.clamp(-1, 1))
 
     def frame_at(self, left, right, flow_lr, flow_rl, t: float) -> torch.Tensor:

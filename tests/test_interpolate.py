@@ -11,6 +11,7 @@ import torch
 from flow import DISFlow
 from inbetween.errors import InbetweenError
 from interpolate import FlowWarpInterpolator, Interpolator, LinearInterpolator, MinterpolateInterpolator
+from interpolate.classical import visibility_blend
 
 HEIGHT, WIDTH, SIDE = 64, 96, 28
 ORIGIN = (24, 18)  # top-left corner (x, y) of the square in the left keyframe
@@ -98,6 +99,20 @@ def test_linear_is_the_cross_fade():
         assert torch.equal(frames[:, index], (1 - t) * left + t * right)
     assert not LinearInterpolator.needs_flow and not MinterpolateInterpolator.needs_flow
     assert FlowWarpInterpolator.needs_flow
+
+
+def test_visibility_blend_takes_each_pixel_from_the_keyframe_that_shows_it():
+    warped_left, warped_right = torch.full((1, 3, 2, 2), -1.0), torch.full((1, 3, 2, 2), 1.0)
+    visible_left = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
+    visible_right = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]])
+    t = 0.25  # the plain mix is 0.75 * -1 + 0.25 * 1 = -0.5
+    blended = visibility_blend(warped_left, warped_right, visible_left, visible_right, t, floor=1e-6)
+    # Seen only in the left keyframe: left; only in the right: right; in both or neither: the plain mix.
+    assert blended[0, 0].flatten().tolist() == pytest.approx([-1.0, 1.0, -0.5, -0.5], abs=1e-5)
+    # A floor softens the evidence: seen only left with floor 1 weighs (0.75 * 2, 0.25 * 1).
+    assert visibility_blend(warped_left, warped_right, visible_left, visible_right, t, floor=1.0)[0, 0, 0, 0].item() \
+        == pytest.approx((-1.5 + 0.25) / 1.75)
+    assert visibility_blend(warped_left, warped_right, 1.0, 1.0, t, floor=0.3).unique().tolist() == pytest.approx([-0.5])
 
 
 class TestFlowWarp:
