@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -305,12 +306,33 @@ def shared_output_dir(output_dir: str | os.PathLike, topology: Topology) -> Path
 
 
 def start_process_group(topology: Topology) -> None:
-    """Join torchrun's process group: NCCL on CUDA, gloo on the CPU (no-op for one process)."""
+    """Join torchrun's process group: NCCL on CUDA, gloo on the CPU (no-op for one process).
+
+    ``torch.distributed.nn.functional``, which ``DistributedDataParallel`` imports, binds the
+    default group as a default argument of its functions when it is first imported. Imported
+    after the group exists, it keeps the group alive past ``destroy_process_group``: gloo's
+    worker threads then outlive Python, and one still releasing a collective's tensors aborts
+    the process at exit ("terminate called without an active exception"). Importing it
+    before the group exists binds None instead, so ``destroy_process_group`` frees the group.
+    """
     if not topology.distributed:
         return
+    import torch.distributed.nn.functional  # noqa: F401  (see above: before init_process_group)
     if topology.device.type == "cuda":
         torch.cuda.set_device(topology.device)
     dist.init_process_group("nccl" if topology.device.type == "cuda" else "gloo")
+
+
+def end_process_group(topology: Topology) -> None:
+    """Leave torchrun's process group and free it, so its threads end before Python does.
+
+    ``DistributedDataParallel`` sits in reference cycles that hold the group; collecting them
+    first lets ``destroy_process_group`` drop its last reference (see :func:`start_process_group`).
+    """
+    if not topology.distributed:
+        return
+    gc.collect()
+    dist.destroy_process_group()
 
 
 class Trainer:
@@ -475,8 +497,7 @@ def train(task: TrainingTask, settings: TrainerConfig, seed: int, output_dir: st
     try:
         return _train(task, settings, seed, shared_output_dir(output_dir, topology), topology, dataset, record)
     finally:
-        if topology.distributed:
-            dist.destroy_process_group()
+        end_process_group(topology)
 
 
 def _train(task: TrainingTask, settings: TrainerConfig, seed: int, output_dir: Path, topology: Topology,

@@ -150,6 +150,39 @@ def test_torchrun_two_processes_agree_and_repeat(tmp_path):
     assert "output_subdir" not in (outputs[0] / ".hydra" / "overrides.yaml").read_text()  # rank 0 wrote .hydra/
 
 
+GROUP_PROBE = """
+import glob
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from inbetween.training import end_process_group, start_process_group, topology_from_env
+
+topology = topology_from_env()
+start_process_group(topology)
+network = DistributedDataParallel(torch.nn.Linear(4, 4))
+network(torch.randn(8, 4)).square().mean().backward()
+dist.all_gather_object([None] * topology.world_size, topology.rank)
+del network
+end_process_group(topology)
+threads = [open(name).read().strip() for name in glob.glob("/proc/self/task/*/comm")]
+print(f"rank {topology.rank}: gloo threads {sorted(name for name in threads if 'gloo' in name)}")
+"""
+
+
+def test_ending_the_process_group_ends_its_threads(tmp_path):
+    """Gloo's threads must be gone before Python shuts down: one still releasing a collective's
+    tensors then aborts the process ("terminate called without an active exception"), which
+    failed about one torchrun run in 25 on a loaded machine. DDP's reference cycles and
+    ``torch.distributed.nn``'s default arguments used to keep the group alive."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(GROUP_PROBE)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", str(probe)]
+    result = subprocess.run(command, cwd=tmp_path, env=toy_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(line for line in result.stdout.splitlines() if line.startswith("rank ")) == [
+        "rank 0: gloo threads []", "rank 1: gloo threads []"], result.stdout
+
+
 def test_multirun_sweep_summarises(tmp_path):
     sweep = tmp_path / "sweep"
     result = train(sweep, "--multirun", "trainer.lr=0.01,0.02", "trainer.steps=10")
