@@ -46,10 +46,13 @@ def train(output: Path, *overrides: str, **env: str) -> subprocess.CompletedProc
                           env=toy_env(**env), capture_output=True, text=True, timeout=300)
 
 
+#: ``torchrun`` with two gloo processes on this machine; the script or ``-m module`` follows.
+TWO_PROCESS_TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+
+
 def torchrun(output: Path, *overrides: str) -> subprocess.CompletedProcess:
     """Two gloo processes: ``torchrun --nproc_per_node=2 --standalone -m inbetween train ...``."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-               "-m", "inbetween", *train_args(output, *overrides)]
+    command = [*TWO_PROCESS_TORCHRUN, "-m", "inbetween", *train_args(output, *overrides)]
     return subprocess.run(command, cwd=output.parent, env=toy_env(), capture_output=True, text=True, timeout=300)
 
 
@@ -177,8 +180,8 @@ def test_ending_the_process_group_ends_its_threads(tmp_path):
     ``torch.distributed.nn``'s default arguments used to keep the group alive."""
     probe = tmp_path / "probe.py"
     probe.write_text(GROUP_PROBE)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", str(probe)]
-    result = subprocess.run(command, cwd=tmp_path, env=toy_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*TWO_PROCESS_TORCHRUN, str(probe)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [(tmp_path / f"threads_left_{rank}.txt").read_text() for rank in range(2)] == ["", ""]
 
