@@ -19,6 +19,7 @@ import sys
 import torch
 
 from flow import DISFlow
+from inbetween.diffusion import resolve_precision
 from inbetween.sweep import markdown_table
 from inbetween.video import from_uint8
 from inbetween.world import Clip
@@ -89,7 +90,8 @@ def main() -> None:
     with torch.inference_mode():
         rows = [row for height, width in SIZES
                 for row in measure(height, width, args.between, args.repeats, args.steps, args.checkpoint)]
-    print(f"torch threads: {torch.get_num_threads()}, in-betweens per gap: {args.between}\n")
+    print(f"torch threads: {torch.get_num_threads()}, in-betweens per gap: {args.between}, precision "
+          f"{resolve_precision('auto', 'cpu')} (auto on CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
     print(markdown_table(rows, ["size", "method", "frames/s", "seconds", "x flow_warp"]))
     memory = peak_memory(args.checkpoint)
     print(markdown_table([memory], list(memory)))

@@ -15,6 +15,7 @@ import argparse
 import torch
 
 from flow import DISFlow
+from inbetween.config import data_root
 from inbetween.evaluation import evaluate_cases, summarise, triplet_cases, world_cases
 from inbetween.sweep import markdown_table
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 10])
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--checkpoint", required=True, help="interpolator model folder (a stage=interpolator run's model/)")
-    parser.add_argument("--data-root", default="../shared/data/real")
+    parser.add_argument("--data-root", default=data_root(), help="default: $INBETWEEN_DATA, else ../shared/data/real")
     args = parser.parse_args()
     methods = {"flow_warp": FlowWarpInterpolator()}
     methods |= {f"diffusion {args.sampler} {n}": DiffusionInterpolator(args.checkpoint, args.sampler, steps=n)

@@ -77,8 +77,8 @@ def main() -> None:
     for row in rows:
         row["s/keyframe"] = row["seconds"] / args.keyframes
         row["x 1 step"] = row["seconds"] / unit
-    print(f"{args.keyframes} keyframes per shot, guidance {generator.guidance}, precision {generator.precision}, "
-          f"{torch.get_num_threads()} threads\n")
+    print(f"{args.keyframes} keyframes per shot, guidance {generator.guidance}, precision {generator.precision} "
+          f"(auto on CPU capability {torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads\n")
     print(markdown_table(rows, ["setting", "seconds", "s/keyframe", "x 1 step"]))
 
 

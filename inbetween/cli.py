@@ -5,21 +5,28 @@ every Hydra feature works after the command word (``--multirun``, ``--cfg job``,
 ``hydra/launcher=local``, ...). ``output_dir=DIR`` also moves Hydra's own run folder
 (or sweep folder, with ``--multirun``) there, so one run leaves one folder.
 
-Exit status: 0 on success; 2 for a mistake the user can fix (bad input, unknown config
-key or option), printed as one paragraph without a traceback; 1 for anything else.
+Exit status: 0 on success; 2 for a mistake the user can fix (bad input, an unknown or unset
+config key or option, an output_dir that cannot be written), printed as one paragraph
+without a traceback; 130 when interrupted (Ctrl-C), printed as one line; 1 for anything
+else. A run that fails leaves no folder that looks like a run: Hydra's ``.hydra/`` copy and
+the job's log are removed, and the folder too when the run made it and nothing else is left
+(a training run that stops with a checkpoint keeps everything, to resume from).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, MissingMandatoryValue, OmegaConf
 
 import inbetween
@@ -45,12 +52,15 @@ Stage choices: keyframes=diffusion|world|images  flow=dis|farneback  interpolate
 `inbetween COMMAND --help` lists every option; `inbetween COMMAND --cfg job` prints the config."""
 
 _task_started = False
+_output_dir_existed = False  # whether output_dir=DIR named a folder that existed before this run
 
 
 def _instantiate(node: DictConfig) -> Any:
     """Build a stage from its config; constructor errors become user-facing errors."""
     try:
         return hydra.utils.instantiate(node)
+    except MissingMandatoryValue as error:
+        raise config.missing_setting(error.full_key) from None
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, InbetweenError):
@@ -76,7 +86,8 @@ def _record(cfg: DictConfig, command: str) -> dict[str, Any]:
 
 def _run_stages(cfg: DictConfig, storyboard, command: str) -> None:
     stages = pipeline.Stages(_instantiate(cfg.keyframes), _instantiate(cfg.flow), _instantiate(cfg.interpolate))
-    pipeline.run(storyboard, stages, cfg.seed, cfg.output_dir, cfg.output.scale, record=_record(cfg, command))
+    pipeline.run(storyboard, stages, cfg.seed, cfg.output_dir, cfg.output.scale, record=_record(cfg, command),
+                 gif_max_frames=cfg.output.gif_max_frames)
 
 
 def generate(cfg: DictConfig) -> None:
@@ -124,8 +135,38 @@ COMMANDS: dict[str, Callable[[DictConfig], None]] = {
 }
 
 
-def _user_errors_exit_2(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
-    """Run ``task``; an :class:`InbetweenError` prints its message and exits with status 2."""
+def _discard_failed_run() -> None:
+    """Remove what Hydra wrote for a run that failed (``.hydra/``, the job's log), and the run's
+    folder when that leaves it empty and the run made it; a run that leaves a training checkpoint
+    to resume from keeps everything."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if not run_dir.is_dir() or _run_checkpoint().exists():
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / f"{hydra_cfg.job.name}.log").unlink(missing_ok=True)
+    made_by_this_run = not _output_dir_existed or hydra_cfg.mode == RunMode.MULTIRUN
+    if made_by_this_run and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
+def _run_checkpoint() -> Path:
+    """Where a training run in this run's folder keeps its checkpoint."""
+    from inbetween.training import CHECKPOINT  # noqa: PLC0415 - heavy, only failed runs need it
+
+    return Path(HydraConfig.get().runtime.output_dir) / CHECKPOINT
+
+
+def _interrupted_message() -> str:
+    checkpoint = _run_checkpoint()
+    if checkpoint.exists():
+        return f"interrupted; {checkpoint} keeps the last checkpoint: rerun the same command to resume from it."
+    return "interrupted."
+
+
+def _guarded(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """Run ``task``; a user's mistake prints its message and exits with status 2, Ctrl-C prints one
+    line and exits with 130; any failure first discards the run folder (:func:`_discard_failed_run`)."""
 
     @functools.wraps(task)
     def guarded(cfg: DictConfig) -> None:
@@ -133,17 +174,65 @@ def _user_errors_exit_2(task: Callable[[DictConfig], None]) -> Callable[[DictCon
         _task_started = True
         try:
             task(cfg)
-        except InbetweenError as error:
+        except (MissingMandatoryValue, InbetweenError) as error:
+            _discard_failed_run()
+            if isinstance(error, MissingMandatoryValue):
+                error = config.missing_setting(error.full_key)
             print(f"inbetween: error: {error}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            message = _interrupted_message()
+            _discard_failed_run()
+            print(f"inbetween: {message}", file=sys.stderr)
+            sys.exit(130)
+        except Exception:
+            _discard_failed_run()
+            raise
 
     return guarded
 
 
+def _writable_folder_error(path: Path, named: bool) -> InbetweenError | None:
+    """Why the run folder ``path`` cannot be made and written, or None when it can.
+
+    Probes the nearest folder that exists (``path`` itself, or the parent it would be made in)
+    by making and removing a temporary folder there; nothing is left behind.
+    """
+    where = f"output_dir '{path}'" if named else f"the default output folder '{path.resolve()}'"
+    fix = "give a folder you can write to" if named else "run from a folder you can write to, or pass output_dir=DIR"
+    if path.exists() and not path.is_dir():
+        return InbetweenError(f"{where} is a file, not a folder; {fix} (it is made if missing).")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        return InbetweenError(f"{where} cannot be made: '{existing}' is a file; {fix}.")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".inbetween-probe-", dir=existing))
+    except OSError as error:
+        return InbetweenError(f"{where} cannot be written ('{existing}': {error.strerror}); {fix}.")
+    return None
+
+
+def _check_output_dir(overrides: Sequence[str]) -> InbetweenError | None:
+    """Why the run's folder (``output_dir=DIR``, else Hydra's default under the current folder)
+    cannot be written, or None; notes whether a named folder existed before the run."""
+    global _output_dir_existed
+    named = [arg.split("=", 1)[1] for arg in overrides if arg.startswith("output_dir=")]
+    folder = Path(named[-1]) if named else Path("multirun" if _is_multirun(overrides) else "outputs")
+    _output_dir_existed = bool(named) and folder.is_dir()
+    return None if _PRINT_ONLY_FLAGS & set(overrides) else _writable_folder_error(folder, named=bool(named))
+
+
+#: Hydra flags that print and exit without running the task (and so write no run folder).
+_PRINT_ONLY_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+
+
+def _is_multirun(overrides: Sequence[str]) -> bool:
+    return any(arg in ("-m", "--multirun") for arg in overrides)
+
+
 def _route_output_dir(overrides: Sequence[str]) -> list[str]:
     """Turn ``output_dir=DIR`` into Hydra's run (or sweep) dir, so ``output_dir`` follows it."""
-    multirun = any(arg in ("-m", "--multirun") for arg in overrides)
-    target = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    target = "hydra.sweep.dir" if _is_multirun(overrides) else "hydra.run.dir"
     return [f"{target}={arg.split('=', 1)[1]}" if arg.startswith("output_dir=") else arg for arg in overrides]
 
 
@@ -167,14 +256,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inbetween: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.\n\n{USAGE}",
               file=sys.stderr)
         return 2
+    problem = _check_output_dir(overrides)
+    if problem:
+        print(f"inbetween: error: {problem}", file=sys.stderr)
+        return 2
     config.register()
     if not OmegaConf.has_resolver("asset"):
         OmegaConf.register_new_resolver("asset", _asset_path)
     sys.argv = [f"inbetween-{command}", *_route_output_dir(overrides), *_rank_overrides()]
     app = hydra.main(version_base="1.3", config_path="pkg://conf", config_name=command)(
-        _user_errors_exit_2(COMMANDS[command]))
+        _guarded(COMMANDS[command]))
     try:
         app()
+    except KeyboardInterrupt:
+        print("inbetween: interrupted.", file=sys.stderr)
+        return 130
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
         # Hydra exits 1 for errors it reports itself; before the task starts those are

@@ -8,16 +8,29 @@ stage's YAML names its ``_target_`` class, whose constructor checks its own argu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+from inbetween.errors import InbetweenError
+
+#: How to fill a required setting that is left unset, by its last key.
+_MISSING_HINTS = {
+    "images": "give two or more same-size keyframe images, e.g. images='[a.png,b.png,c.png]'",
+    "checkpoint": ("it names a trained model folder (`inbetween train stage=interpolator output_dir=OUT` "
+                   "writes OUT/model; no trained interpolator ships yet), or use a method that needs none, "
+                   "such as flow_warp"),
+}
 
 
 @dataclass
 class OutputConfig:
-    scale: int = MISSING  # integer upscale of video.mp4 / video.gif for viewing
+    scale: Any = MISSING  # upscale of video.mp4 / video.gif for viewing: "auto" or a whole number >= 1
+    gif_max_frames: int = MISSING  # video.gif keeps every k-th frame so that it has at most this many
 
 
 @dataclass
@@ -111,7 +124,7 @@ class TrainerConfig:
     warmup_steps: int = MISSING  # linear warmup from lr / warmup_steps; 0: none
     ema_decay: float = MISSING  # of the weights' moving average, the weights sampled and exported
     grad_clip: float = MISSING  # max global gradient norm; 0: no clipping
-    precision: str = MISSING  # bf16 (autocast) or fp32
+    precision: str = MISSING  # auto (bf16 where the hardware has it natively, else fp32), bf16 (autocast) or fp32
     checkpoint_every: int = MISSING  # steps between checkpoints (and loss.png redraws)
     sample_every: int = MISSING  # steps between sample grids
     log_every: int = MISSING  # steps between metrics.jsonl lines
@@ -125,9 +138,34 @@ class TrainConfig(CommonConfig):
 
 
 def register() -> None:
-    """Register the schemas under the names the primary configs list in their defaults."""
+    """Register the schemas under the names the primary configs list in their defaults, and the
+    ``${data_root:}`` resolver."""
+    if not OmegaConf.has_resolver("data_root"):
+        OmegaConf.register_new_resolver("data_root", data_root)
     store = ConfigStore.instance()
     store.store(name="generate_schema", node=GenerateConfig)
     store.store(name="interpolate_schema", node=InterpolateConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
     store.store(name="train_schema", node=TrainConfig)
+
+
+def missing_setting(key: str, override: str | None = None) -> InbetweenError:
+    """The error for the required setting ``key`` (e.g. ``interpolate.checkpoint``) left unset;
+    ``override`` is how the user sets it, ``KEY=VALUE`` unless given."""
+    hint = _MISSING_HINTS.get(key.rsplit(".", 1)[-1])
+    return InbetweenError(f"{key} is not set; pass {override or key + '=VALUE'}" + (f": {hint}." if hint else "."))
+
+
+#: The real data's folder, relative to the folder that holds this repository's clone.
+_SHARED_REAL_DATA = Path("shared") / "data" / "real"
+
+
+def data_root() -> str:
+    """Where the real data lives (``${data_root:}`` in ``conf/``): ``$INBETWEEN_DATA`` when set, else
+    ``../shared/data/real`` beside the repository this package runs from, else beside the current
+    folder; when none exists, the first of these, so that errors name the path tried."""
+    if os.environ.get("INBETWEEN_DATA"):
+        return os.environ["INBETWEEN_DATA"]
+    repository = Path(__file__).resolve().parents[1]
+    candidates = [repository.parent / _SHARED_REAL_DATA, Path.cwd().parent / _SHARED_REAL_DATA]
+    return str(next((path for path in candidates if path.is_dir()), candidates[0]))

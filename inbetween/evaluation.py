@@ -31,12 +31,13 @@ import kornia
 import numpy as np
 import torch
 from hydra.errors import MissingConfigException
-from omegaconf import DictConfig
-from tqdm import tqdm
+from omegaconf import DictConfig, MissingMandatoryValue
 
 from flow.metrics import endpoint_error
 from inbetween import keyframe_eval
+from inbetween.config import missing_setting
 from inbetween.errors import InbetweenError
+from inbetween.progress import progress_bar
 from inbetween.sweep import write_run_record, write_table
 from inbetween.video import find_videos, from_uint8, read_image, read_video, to_uint8
 from inbetween.warp import backward_warp, occlusion_mask
@@ -127,8 +128,9 @@ def triplet_cases(root: str | Path, limit: int | None = None) -> Iterator[Case]:
     root = Path(root)
     if not root.is_dir():
         raise InbetweenError(
-            f"triplet folder '{root}' does not exist. Point triplets.root (or data_root) at the "
-            "adacof_testsets folder, e.g. data_root=../shared/data/real."
+            f"triplet folder '{root}' does not exist. Point triplets.root (or data_root, or the "
+            "environment variable INBETWEEN_DATA) at the folder that holds adacof_testsets, e.g. "
+            "data_root=../shared/data/real."
         )
     taken: dict[str, int] = {}
     for subset, name, paths in _triplet_files(root):
@@ -231,7 +233,7 @@ def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimato
                    description: str) -> list[dict[str, Any]]:
     """Score every method on every case; one row per (case, method)."""
     rows = []
-    for case in tqdm(cases, desc=description, unit="case", disable=None):
+    for case in progress_bar(cases, desc=description, unit="case"):
         with_reference_flow(case, flow_estimator)
         for name, method in methods.items():
             rows.append({"subset": case.subset, "case": case.name, "method": name,
@@ -272,9 +274,11 @@ def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
     return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
 
 
-def load_methods(names: Sequence[str], group: str = "interpolate", options: Any = None) -> dict[str, Any]:
+def load_methods(names: Sequence[str], group: str = "interpolate", options: Any = None,
+                 options_key: str = "method_options") -> dict[str, Any]:
     """Instantiate each named config of ``group`` (``conf/GROUP/NAME.yaml``), with ``options[NAME]``
-    (a mapping of constructor options, e.g. ``{"checkpoint": DIR}``) merged over it."""
+    (a mapping of constructor options, e.g. ``{"checkpoint": DIR}``, set on the command line as
+    ``+OPTIONS_KEY.NAME.OPTION=VALUE``) merged over it."""
     options = options or {}
     unused = sorted(set(options) - set(names))
     if unused:
@@ -287,7 +291,11 @@ def load_methods(names: Sequence[str], group: str = "interpolate", options: Any 
         except MissingConfigException:
             raise InbetweenError(f"unknown method '{name}': there is no conf/{group}/{name}.yaml.") from None
         node.merge_with(options.get(name, {}))
-        methods[name] = hydra.utils.instantiate(node)
+        try:
+            methods[name] = hydra.utils.instantiate(node)
+        except MissingMandatoryValue as error:
+            key = f"{options_key}.{name}.{error.full_key.split('.', 1)[-1]}"
+            raise missing_setting(key, f"+{key}=VALUE") from None
     return methods
 
 
@@ -306,7 +314,7 @@ def _keyframe_shots(name: str, cfg: DictConfig) -> list[list[str]]:
 
 def _keyframe_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path) -> dict[str, float]:
     """Score ``cfg.keyframe_methods`` on the keyframe datasets; write their storyboards and tables."""
-    methods = load_methods(list(cfg.keyframe_methods), group="keyframes", options=cfg.keyframe_method_options)
+    methods = load_methods(list(cfg.keyframe_methods), "keyframes", cfg.keyframe_method_options, "keyframe_method_options")
     scorer = hydra.utils.instantiate(cfg.clip_score)
     metrics: dict[str, float] = {}
     for dataset in datasets:

@@ -12,15 +12,17 @@ crosses a cut.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import cv2
 import kornia
@@ -31,14 +33,17 @@ from tqdm import tqdm
 import inbetween
 from flow.viz import save_flow_png
 from inbetween.errors import InbetweenError
+from inbetween.progress import progress_bar
 from inbetween.storyboard import Shot, Storyboard
 from inbetween.sweep import RUN_RECORD, write_run_record
-from inbetween.video import contact_sheet, to_uint8, upscale, write_gif, write_mp4, write_png
+from inbetween.video import contact_sheet, mp4_writer, to_uint8, upscale, viewing_scale, write_gif, write_png
 from inbetween.world import faithfulness, identity_scores, parse_caption
 
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("keyframes", "frames", "flow", "video.mp4", "video.gif", "storyboard.png", RUN_RECORD)
+#: Runs whose frames hold more raw pixel bytes than this are announced before they start.
+LARGE_RUN_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -48,16 +53,6 @@ class Stages:
     keyframes: Any  # keyframes.base.KeyframeGenerator
     flow: Any  # flow.base.FlowEstimator
     interpolator: Any  # interpolate.base.Interpolator
-
-
-@dataclass
-class ShotResult:
-    """One shot's pixels: ``keyframes`` ``(K, H, W, 3)`` and ``frames`` ``(F, H, W, 3)`` uint8,
-    and the forward flow of each gap, ``(2, H, W)`` float32 (empty when ``between`` is 0)."""
-
-    keyframes: np.ndarray
-    frames: np.ndarray
-    flows: list[np.ndarray] = field(default_factory=list)
 
 
 def shot_seed(seed: int, shot_index: int) -> int:
@@ -73,7 +68,7 @@ def in_between_times(between: int) -> list[float]:
 def make_keyframes(storyboard: Storyboard, generator, seed: int) -> list[torch.Tensor]:
     """Each shot's keyframes ``(K, 3, H, W)``; every keyframe of the run has one size."""
     shots = []
-    progress = tqdm(total=len(storyboard.prompts), desc="keyframes", unit="key", disable=None)
+    progress = progress_bar(total=len(storyboard.prompts), desc="keyframes", unit="key")
     for index, shot in enumerate(storyboard.shots):
         keys = generator(list(shot.prompts), shot_seed(seed, index))
         shots.append(keys)
@@ -85,44 +80,92 @@ def make_keyframes(storyboard: Storyboard, generator, seed: int) -> list[torch.T
     return shots
 
 
-def fill_shot(keys: torch.Tensor, shot: Shot, stages: Stages, progress: tqdm) -> ShotResult:
-    """Interpolate every gap of one shot; keyframes are copied in, never re-rendered."""
+class FrameWriter:
+    """Writes a run's frames as they are made, so memory holds one call's frames, not the video.
+
+    Into ``folder``: ``frames/NNNNNN.png`` at working size, ``video.mp4`` (streamed to ffmpeg) and
+    ``video.gif`` (every ``gif_stride``-th frame, kept in memory until the end), both upscaled by
+    ``scale``. Use as a context manager; the videos appear only when it closes without error.
+    """
+
+    def __init__(self, folder: Path, frame_count: int, height: int, width: int, fps: float, scale: int,
+                 gif_max_frames: int) -> None:
+        self.folder, self.fps, self.scale = folder, fps, scale
+        self.viewing_size = (height * scale, width * scale)
+        self.gif_stride = max(1, math.ceil(frame_count / gif_max_frames))
+        self.written = 0
+        self.seconds = 0.0  # spent writing, so that callers can tell it from making frames
+        self.gif_frames: list[np.ndarray] = []
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> FrameWriter:
+        (self.folder / "frames").mkdir()
+        self._send_mp4 = self._stack.enter_context(mp4_writer(self.folder / "video.mp4", *self.viewing_size, self.fps))
+        return self
+
+    def add(self, frames: np.ndarray) -> None:
+        """Append uint8 ``(n, H, W, 3)`` frames to the video."""
+        started = time.perf_counter()
+        for frame in frames:
+            write_png(self.folder / "frames" / f"{self.written:06d}.png", frame)
+            viewing = upscale(frame, self.scale)
+            self._send_mp4(viewing)
+            if self.written % self.gif_stride == 0:
+                self.gif_frames.append(viewing)
+            self.written += 1
+        self.seconds += time.perf_counter() - started
+
+    def __exit__(self, *error) -> None:
+        started = time.perf_counter()
+        self._stack.__exit__(*error)
+        if error[0] is None:
+            write_gif(self.folder / "video.gif", self.gif_frames, self.fps / self.gif_stride)
+        self.seconds += time.perf_counter() - started
+
+
+def in_between_chunks(interpolator, left: torch.Tensor, right: torch.Tensor, flow_lr: torch.Tensor,
+                      flow_rl: torch.Tensor, times: Sequence[float]) -> Iterator[torch.Tensor]:
+    """One gap's in-betweens ``(T, 3, H, W)`` in order, asked for ``interpolator.times_per_call`` at a time."""
+    per_call = interpolator.times_per_call or len(times)
+    for first in range(0, len(times), per_call):
+        yield interpolator(left[None], right[None], flow_lr, flow_rl, times[first:first + per_call])[0]
+
+
+def fill_shot(keys: torch.Tensor, shot: Shot, stages: Stages, writer: FrameWriter, first_key: int,
+              progress: tqdm) -> None:
+    """Write one shot's frames in order (keyframes copied in, never re-rendered) and its gaps' flow
+    pictures ``flow/AA-BB.png``, ``AA`` counting keyframes across the run from ``first_key``."""
     key_pixels = to_uint8(keys)
-    if shot.between == 0 or len(keys) == 1:
-        return ShotResult(key_pixels, key_pixels)
+    writer.add(key_pixels[:1])
+    if shot.between == 0:
+        writer.add(key_pixels[1:])
+        return
     times = in_between_times(shot.between)
-    frames, flows = [key_pixels[:1]], []
-    for left, right, right_pixels in zip(keys[:-1], keys[1:], key_pixels[1:]):
+    for gap, (left, right) in enumerate(zip(keys[:-1], keys[1:])):
         flow_lr, flow_rl = stages.flow.bidirectional(left[None], right[None])
-        between = stages.interpolator(left[None], right[None], flow_lr, flow_rl, times)[0]
-        frames += [to_uint8(between), right_pixels[None]]
-        flows.append(flow_lr[0].numpy())
-        progress.update(len(times))
-    return ShotResult(key_pixels, np.concatenate(frames), flows)
+        save_flow_png(flow_lr[0].numpy(), writer.folder / "flow" / f"{first_key + gap:02d}-{first_key + gap + 1:02d}.png")
+        for frames in in_between_chunks(stages.interpolator, left, right, flow_lr, flow_rl, times):
+            writer.add(to_uint8(frames))
+            progress.update(len(frames))
+        writer.add(key_pixels[gap + 1:gap + 2])
 
 
-def _write_frames(folder: Path, frames: np.ndarray, digits: int) -> None:
-    folder.mkdir()
-    for index, frame in enumerate(tqdm(frames, desc=f"writing {folder.name}", unit="png", disable=None)):
-        write_png(folder / f"{index:0{digits}d}.png", frame)
+def write_keyframes(folder: Path, storyboard: Storyboard, keys: list[torch.Tensor]) -> None:
+    """``keyframes/NN.png`` (numbered across shots) and the contact sheet ``storyboard.png``."""
+    pixels = to_uint8(torch.cat(keys))
+    for index, key in enumerate(pixels):
+        write_png(folder / "keyframes" / f"{index:02d}.png", key)
+    write_png(folder / "storyboard.png", contact_sheet(list(pixels), storyboard.prompts))
 
 
-def write_outputs(folder: Path, storyboard: Storyboard, results: list[ShotResult], scale: int) -> None:
-    """Write every output but ``run.json`` into ``folder`` (see :data:`OUTPUT_NAMES`)."""
-    keyframes = np.concatenate([result.keyframes for result in results])
-    frames = np.concatenate([result.frames for result in results])
-    _write_frames(folder / "keyframes", keyframes, digits=2)
-    _write_frames(folder / "frames", frames, digits=6)
-    (folder / "flow").mkdir()
-    first_key = 0
-    for result in results:
-        for gap, flow in enumerate(result.flows):
-            save_flow_png(flow, folder / "flow" / f"{first_key + gap:02d}-{first_key + gap + 1:02d}.png")
-        first_key += len(result.keyframes)
-    write_png(folder / "storyboard.png", contact_sheet(list(keyframes), storyboard.prompts))
-    viewing = upscale(frames, scale)
-    write_mp4(folder / "video.mp4", viewing, storyboard.fps)
-    write_gif(folder / "video.gif", viewing, storyboard.fps)
+def large_run_notice(frame_count: int, height: int, width: int, gif_stride: int) -> str | None:
+    """What a user should know before a run of ``frame_count`` frames starts, or None for ordinary runs."""
+    raw_bytes = frame_count * height * width * 3
+    if raw_bytes < LARGE_RUN_BYTES:
+        return None
+    return (f"this run makes {frame_count} frames of {width}x{height} ({raw_bytes / 1e9:.1f} GB of raw pixels); "
+            f"frames are written to disk as they are made (frames/, video.mp4), video.gif keeps every "
+            f"{gif_stride}th frame (output.gif_max_frames). Lower `between` for a shorter run.")
 
 
 def publish(staging: Path, output_dir: Path) -> None:
@@ -167,33 +210,55 @@ def keyframe_metrics(storyboard: Storyboard, keyframes: list[np.ndarray]) -> dic
     return scores
 
 
+def stage_precisions(stages: Stages) -> dict[str, str]:
+    """The resolved numeric precision (bf16 / fp32) of each stage that runs a network."""
+    named = {"keyframes": stages.keyframes, "flow": stages.flow, "interpolate": stages.interpolator}
+    return {name: stage.precision for name, stage in named.items() if hasattr(stage, "precision")}
+
+
 def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.PathLike,
-        scale: int = 1, record: dict | None = None) -> dict:
+        scale: int | str = 1, record: dict | None = None, gif_max_frames: int = 240) -> dict:
     """Make the video of ``storyboard`` and write every output into ``output_dir``.
 
-    ``record`` (resolved config, stage choices, ...) is stored in ``run.json`` beside
-    the seeds, versions, timings and metrics. Returns the ``run.json`` content.
+    Frames are written as they are made (see :class:`FrameWriter`) into a staging folder that
+    is moved into place at the end. ``scale`` is the viewing upscale (:func:`viewing_scale`).
+    ``record`` (resolved config, stage choices, ...) is stored in ``run.json`` beside the
+    seeds, versions, timings, warnings and metrics. Returns the ``run.json`` content.
     """
-    if scale < 1:
-        raise InbetweenError(f"output.scale must be a whole number of at least 1, got {scale}.")
+    if gif_max_frames < 1:
+        raise InbetweenError(f"output.gif_max_frames must be 1 or more, got {gif_max_frames}.")
     torch.manual_seed(seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    warnings = stages.keyframes.warnings(storyboard.prompts)
+    for warning in warnings:
+        log.warning(warning)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    with torch.inference_mode():
+    frame_count = sum(shot.frame_count for shot in storyboard.shots)
+    in_betweens = frame_count - len(storyboard.prompts)
+    with torch.inference_mode(), tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as staging:
         keys = make_keyframes(storyboard, stages.keyframes, seed)
         timings["keyframes_s"] = time.perf_counter() - started
-        in_betweens = sum(shot.frame_count - len(shot.prompts) for shot in storyboard.shots)
-        progress = tqdm(total=in_betweens, desc="in-betweens", unit="frame", disable=None)
-        results = [fill_shot(k, shot, stages, progress) for k, shot in zip(keys, storyboard.shots)]
-        progress.close()
-    timings["fill_s"] = time.perf_counter() - started - timings["keyframes_s"]
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as staging:
-        write_outputs(Path(staging), storyboard, results, scale)
-        timings["write_s"] = time.perf_counter() - started - timings["keyframes_s"] - timings["fill_s"]
+        height, width = keys[0].shape[-2:]
+        folder = Path(staging)
+        write_keyframes(folder, storyboard, keys)
+        (folder / "flow").mkdir()
+        viewing = viewing_scale(scale, height, width)
+        with FrameWriter(folder, frame_count, height, width, storyboard.fps, viewing, gif_max_frames) as writer:
+            notice = large_run_notice(frame_count, height, width, writer.gif_stride)
+            if notice:
+                log.warning(notice)
+                warnings.append(notice)
+            progress = progress_bar(total=in_betweens, desc="in-betweens", unit="frame")
+            first_key = 0
+            for shot_keys, shot in zip(keys, storyboard.shots):
+                fill_shot(shot_keys, shot, stages, writer, first_key, progress)
+                first_key += len(shot.prompts)
+            progress.close()
+        timings["write_s"] = writer.seconds
+        timings["fill_s"] = time.perf_counter() - started - timings["keyframes_s"] - writer.seconds
         timings["total_s"] = time.perf_counter() - started
-        frame_count = sum(len(result.frames) for result in results)
         summary = {
             **(record or {}),
             "seed": seed,
@@ -202,16 +267,20 @@ def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.
             "fps": storyboard.fps,
             "frame_count": frame_count,
             "keyframe_count": len(storyboard.prompts),
-            "size_hw": list(results[0].frames.shape[1:3]),
+            "size_hw": [height, width],
+            "viewing_scale": viewing,
+            "gif_stride": writer.gif_stride,
+            "precision": stage_precisions(stages),
+            "warnings": warnings,
             "timings": timings,
             "metrics": {
                 "seconds_per_keyframe": timings["keyframes_s"] / len(storyboard.prompts),
                 "interpolated_fps": in_betweens / timings["fill_s"] if in_betweens else None,
-                **keyframe_metrics(storyboard, [result.keyframes for result in results]),
+                **keyframe_metrics(storyboard, [to_uint8(shot_keys) for shot_keys in keys]),
             },
             "versions": versions(),
         }
-        write_run_record(Path(staging), summary)
-        publish(Path(staging), output_dir)
+        write_run_record(folder, summary)
+        publish(folder, output_dir)
     log.info("wrote %d frames to %s", frame_count, output_dir)
     return summary

@@ -4,6 +4,7 @@ A storyboard file is YAML::
 
     fps: 12
     between: 7            # in-betweens per keyframe gap, unless a shot says otherwise
+                          # (``between=N`` on the command line sets every shot's)
     shots:
       - prompts: ["a large red circle at the left", "a large red circle at the right"]
       - prompts: ["a small blue square at the top on a white background"]
@@ -104,8 +105,7 @@ def _shots_from_file(path: Path, between: int | None, fps: float | None) -> Stor
     unknown = set(data) - _FILE_KEYS
     if unknown:
         raise InbetweenError(f"storyboard file '{path}' has unknown keys {sorted(unknown)}; allowed: {sorted(_FILE_KEYS)}.")
-    if between is None:
-        between = _check_between(data.get("between", DEFAULT_BETWEEN), f"in '{path}'")
+    file_between = _check_between(data.get("between", DEFAULT_BETWEEN), f"in '{path}'")
     if fps is None:
         fps = _check_fps(data.get("fps", DEFAULT_FPS), f"in '{path}'")
     raw_shots = data["shots"]
@@ -119,7 +119,8 @@ def _shots_from_file(path: Path, between: int | None, fps: float | None) -> Stor
         unknown = set(raw) - _SHOT_KEYS
         if unknown:
             raise InbetweenError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_SHOT_KEYS)}.")
-        shot_between = _check_between(raw.get("between", between), f"of {where}")
+        shot_between = between if between is not None else _check_between(raw.get("between", file_between),
+                                                                             f"of {where}")
         shots.append(Shot(_check_prompts(raw.get("prompts"), where), shot_between))
     return Storyboard(tuple(shots), fps)
 
@@ -128,8 +129,8 @@ def load_storyboard(spec: str | os.PathLike | Sequence[str], between: int | None
                     fps: float | None = None) -> Storyboard:
     """Build a :class:`Storyboard` from a YAML file path or a list of prompts (one shot).
 
-    ``between`` and ``fps``, when given (the command line's values), override the file's
-    top-level values; a shot's own ``between`` still wins for that shot.
+    ``between`` and ``fps``, when given (the command line's values), override the file's values:
+    ``between`` sets every shot's in-betweens (``0``: the keyframes alone), shots' own included.
     """
     if between is not None:
         between = _check_between(between, "on the command line")

@@ -2,7 +2,7 @@
 
 A stage gives the trainer a :class:`TrainingTask` (model, data, loss, sample picture,
 export); :func:`train` does the rest: AdamW with linear warmup, an EMA of the weights,
-bf16 autocast or fp32, gradient clipping, data-parallel processes under ``torchrun``,
+bf16 autocast or fp32 (``auto``: bf16 where the hardware has it), gradient clipping, data-parallel processes under ``torchrun``,
 checkpoints it resumes from, logs, sample grids, and the exported EMA model.
 
 Determinism, so that a run killed and restarted ends bitwise equal to one that never
@@ -22,21 +22,25 @@ global RNG state is stored as well, for tasks that use it).
 
 Files in ``output_dir`` (written by rank 0, each atomically):
 
-- ``checkpoint.pt``: ``{step, model, ema, optimizer, scheduler, rng, recipe}`` every
+- ``checkpoint.pt``: ``{step, model, ema, optimizer, scheduler, rng, recipe, elapsed_s}`` every
   ``checkpoint_every`` steps and at the end; tensors and plain values only
   (``torch.load(weights_only=True)``). Rerunning the same command in the same
   ``output_dir`` resumes from it; ``recipe`` (the seed and every trainer setting but
   :data:`FREE_ON_RESUME`) must match, or the run would not be the one it continues.
 - ``metrics.jsonl``: one JSON line every ``log_every`` steps and at the end: ``step`` (steps
   done), ``loss`` (mean over the steps since the last line and over ranks), ``lr``,
-  ``samples_per_s``, ``elapsed`` (seconds since this process started training). Lines are
-  appended with one write each; a resumed run first drops the lines past its checkpoint.
+  ``samples_per_s``, ``elapsed`` (seconds of training, summed over every sitting of a resumed
+  run). Lines are appended with one write each; a resumed run first drops the lines past its
+  checkpoint.
 - ``loss.png``: loss against step, log scale; redrawn at every checkpoint.
 - ``samples/step_NNNNNN.png``: ``task.sample_grid`` of the EMA model every ``sample_every``
   steps and at the end (``NNNNNN`` = steps done).
 - ``model/``: ``task.export`` of the EMA model, at the end.
-- ``run.json``: configuration, metrics, per-rank weight digests, versions; written last
-  (and removed when a run starts), so it exists only beside a finished run's outputs.
+- ``run.json``: configuration, resolved precision, metrics, per-rank weight digests, versions;
+  written last (and removed when a run starts), so it exists only beside a finished run's outputs.
+
+Progress: in a terminal, a bar with the loss and the time left; otherwise (a log file, a
+pipe) one log line every ``log_every`` steps with the same figures.
 """
 
 from __future__ import annotations
@@ -63,13 +67,13 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from inbetween.config import TrainerConfig
 from inbetween.diffusion.ema import EMA
-from inbetween.diffusion.precision import autocast, check_precision
+from inbetween.diffusion.precision import autocast, check_precision, resolve_precision
 from inbetween.errors import InbetweenError
 from inbetween.pipeline import versions
+from inbetween.progress import progress_bar
 from inbetween.sweep import RUN_RECORD, write_run_record
 from inbetween.video import atomic_path, write_png
 
@@ -80,8 +84,10 @@ METRICS = "metrics.jsonl"
 LOSS_PLOT = "loss.png"
 SAMPLES = "samples"
 MODEL = "model"
-#: Trainer settings a resumed run may change; the others are the checkpoint's recipe.
-FREE_ON_RESUME = ("steps", "checkpoint_every", "sample_every", "log_every", "num_workers")
+#: Trainer settings a resumed run may change; the others are the checkpoint's recipe. ``precision`` is
+#: free so that a run can go on on another machine (``auto`` resolves per machine); on the same
+#: machine with the same settings a resumed run still ends bitwise equal to an unbroken one.
+FREE_ON_RESUME = ("steps", "checkpoint_every", "sample_every", "log_every", "num_workers", "precision")
 
 # Second word of the seeds of the random streams (see :func:`stream_seed`).
 _DATA_ORDER, _LOSS, _LOADER = 0, 1, 2
@@ -273,6 +279,27 @@ def append_metrics(path: Path, entry: dict[str, Any]) -> None:
         handle.write(json.dumps(entry) + "\n")
 
 
+def _logged_elapsed(path: Path, step: int) -> float:
+    """``elapsed`` of the last ``metrics.jsonl`` line at or before ``step`` (0 if none): the training
+    time of a checkpoint written before checkpoints kept it themselves."""
+    earlier = [entry["elapsed"] for entry in read_metrics(path) if entry["step"] <= step]
+    return earlier[-1] if earlier else 0.0
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS``."""
+    minutes, second = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{second:02d}"
+
+
+def progress_line(step: int, steps: int, loss: float, elapsed: float, steps_per_s: float) -> str:
+    """One line of training progress for logs: step, share done, loss, speed, time spent and left."""
+    left = (steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
+    eta = _clock(left) if math.isfinite(left) else "?"
+    return (f"step {step}/{steps} ({100 * step / steps:.0f}%), loss {loss:.4g}, {steps_per_s:.2f} steps/s, "
+            f"elapsed {_clock(elapsed)}, ETA {eta}")
+
+
 def plot_loss(metrics: list[dict[str, Any]], path: Path, title: str) -> None:
     """Draw loss against step (log-scale loss) into the PNG ``path``, atomically."""
     figure = Figure(figsize=(6, 4), dpi=100)
@@ -342,6 +369,7 @@ class Trainer:
                  output_dir: Path) -> None:
         self.task, self.settings, self.seed, self.topology = task, settings, seed, topology
         self.output_dir = output_dir
+        self.precision = resolve_precision(settings.precision, topology.device, "trainer.precision")
         torch.manual_seed(seed)
         self.model = task.build_model().to(topology.device)
         self.ema = EMA(self.model, settings.ema_decay)
@@ -350,6 +378,12 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, functools.partial(warmup_factor, warmup_steps=settings.warmup_steps))
         self.step = 0
+        self.elapsed_before = 0.0  # seconds of training in earlier sittings of a resumed run
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier sittings included."""
+        return self.elapsed_before + time.perf_counter() - self.started
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -360,7 +394,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         state = {"step": self.step, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rng,
-                 "recipe": recipe(self.settings, self.seed)}
+                 "recipe": recipe(self.settings, self.seed), "elapsed_s": self.elapsed()}
         with atomic_path(self.output_dir / CHECKPOINT) as tmp:
             torch.save(state, tmp)
         plot_loss(read_metrics(self.output_dir / METRICS), self.output_dir / LOSS_PLOT, f"{self.task.name} training")
@@ -389,6 +423,7 @@ class Trainer:
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([rng.cpu() for rng in state["rng"]["cuda"]])
         self.step = state["step"]
+        self.elapsed_before = state.get("elapsed_s", _logged_elapsed(self.output_dir / METRICS, self.step))
         if self.topology.is_main:
             log.info("resumed %s at step %d from %s", self.task.name, self.step, path)
 
@@ -398,7 +433,7 @@ class Trainer:
         """One optimizer step on ``batch``; returns the detached loss (no device sync)."""
         generator = torch.Generator(self.topology.device).manual_seed(
             stream_seed(self.seed, _LOSS, self.step, self.topology.rank))
-        with autocast(self.topology.device, self.settings.precision):
+        with autocast(self.topology.device, self.precision):
             loss = self.task.loss(network, to_device(batch, self.topology.device), generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -440,9 +475,9 @@ class Trainer:
             device_ids = [self.topology.device] if self.topology.device.type == "cuda" else None
             network = DistributedDataParallel(self.model, device_ids=device_ids)
         self.model.train()
-        progress = tqdm(total=settings.steps, initial=self.step, desc=f"train {self.task.name}", unit="step",
-                        disable=None if main else True)
-        started = last_time = time.perf_counter()
+        progress = progress_bar(total=settings.steps, initial=self.step, desc=f"train {self.task.name}", unit="step",
+                                show=None if main else False)
+        self.started, last_time, first_step = time.perf_counter(), time.perf_counter(), self.step
         loss_sum, count = torch.zeros((), device=self.topology.device), 0
         for batch in self._loader(dataset):
             loss_sum += self._train_step(network, batch)
@@ -454,7 +489,10 @@ class Trainer:
                     append_metrics(self.output_dir / METRICS, {
                         "step": self.step, "loss": mean,
                         "lr": settings.lr * warmup_factor(self.step - 1, settings.warmup_steps),
-                        "samples_per_s": count * settings.batch_size / (now - last_time), "elapsed": now - started})
+                        "samples_per_s": count * settings.batch_size / (now - last_time), "elapsed": self.elapsed()})
+                    if progress.disable:
+                        log.info(progress_line(self.step, settings.steps, mean, self.elapsed(),
+                                               (self.step - first_step) / (now - self.started)))
                 progress.set_postfix(loss=f"{mean:.4g}")
                 loss_sum, count, last_time = torch.zeros_like(loss_sum), 0, now
             if main and self._due(settings.sample_every):
@@ -521,6 +559,7 @@ def _train(task: TrainingTask, settings: TrainerConfig, seed: int, output_dir: P
         **(record or {}),
         "seed": seed,
         "resumed_from_step": resumed_from,
+        "precision": trainer.precision,
         "metrics": {"final_loss": metrics[-1]["loss"] if metrics else None, "steps": trainer.step,
                     "wall_s": time.perf_counter() - started, "world_size": topology.world_size},
         "rank_weight_digests": digests,

@@ -12,12 +12,13 @@ Video goes through the ffmpeg binary that ``imageio-ffmpeg`` ships (it has libx2
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import imageio.v3 as iio
@@ -97,20 +98,41 @@ def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
     return frames.repeat(scale, axis=-3).repeat(scale, axis=-2)
 
 
+#: ``output.scale: auto`` upscales frames whose short side is below this many pixels.
+VIEWING_SHORT_SIDE = 256
+
+
+def viewing_scale(scale: int | str, height: int, width: int) -> int:
+    """The whole upscale factor of the viewing copies (mp4, gif) of ``height x width`` frames.
+
+    ``scale`` is a whole number of at least 1, or ``"auto"``: the smallest whole factor that
+    brings the short side to at least :data:`VIEWING_SHORT_SIDE` pixels (1 for larger frames).
+    """
+    if scale == "auto":
+        return max(1, math.ceil(VIEWING_SHORT_SIDE / min(height, width)))
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise InbetweenError(f"output.scale must be 'auto' or a whole number of at least 1, got {scale!r}.")
+    return scale
+
+
 def _pad_to_even(frames: np.ndarray) -> np.ndarray:
-    """Edge-pad ``(T, H, W, 3)`` so H and W are even (yuv420p needs it)."""
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    """Edge-pad ``(..., H, W, 3)`` so H and W are even (yuv420p needs it)."""
+    pad_h, pad_w = frames.shape[-3] % 2, frames.shape[-2] % 2
+    padding = [(0, 0)] * (frames.ndim - 3) + [(0, pad_h), (0, pad_w), (0, 0)]
+    return np.pad(frames, padding, mode="edge")
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
-    """Write uint8 ``(T, H, W, 3)`` as H.264 (yuv420p, faststart) that browsers play."""
-    frames = _pad_to_even(frames)
-    height, width = frames.shape[1:3]
+@contextlib.contextmanager
+def mp4_writer(path: str | os.PathLike, height: int, width: int, fps: float) -> Iterator[Callable[[np.ndarray], None]]:
+    """Stream uint8 ``(H, W, 3)`` frames into an H.264 mp4 (yuv420p, faststart) that browsers play.
+
+    Yields ``send(frame)``; the file appears at ``path`` only when the block ends without error.
+    """
+    even_height, even_width = height + height % 2, width + width % 2
     with atomic_path(path) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp),
-            (width, height),
+            (even_width, even_height),
             fps=fps,
             codec="libx264",
             pix_fmt_out="yuv420p",
@@ -120,13 +142,21 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
             ffmpeg_log_level="error",
         )
         writer.send(None)
+        try:
+            yield lambda frame: writer.send(np.ascontiguousarray(_pad_to_even(frame)))
+        finally:
+            writer.close()
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
+    """Write uint8 ``(T, H, W, 3)`` as H.264 (yuv420p, faststart) that browsers play."""
+    with mp4_writer(path, *frames.shape[1:3], fps) as send:
         for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
+            send(frame)
 
 
-def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
-    """Write uint8 ``(T, H, W, 3)`` as a looping GIF."""
+def write_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float) -> None:
+    """Write uint8 frames ``(H, W, 3)`` as a looping GIF."""
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, list(frames), extension=".gif", duration=1000.0 / fps, loop=0)
 
@@ -163,7 +193,9 @@ def find_videos(paths: Sequence[str | os.PathLike], setting: str) -> list[Path]:
         elif entry.is_file():
             found.append(entry)
         else:
-            raise InbetweenError(f"video path '{entry}' does not exist. Give video files or folders of them in {setting}.")
+            raise InbetweenError(f"video path '{entry}' does not exist. Give video files or folders of them in "
+                                 f"{setting} (the default real data folder is $INBETWEEN_DATA, else "
+                                 "../shared/data/real beside the repository).")
     if not found:
         raise InbetweenError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) found in {setting}={list(paths)}.")
     return found

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -129,6 +129,28 @@ def _slot_of(word: str, after_on: bool) -> str:
     raise InbetweenError(f"Unknown word {word!r} in the caption. {_vocabulary()}")
 
 
+def _read_slots(text: str) -> Iterator[tuple[str, str | InbetweenError]]:
+    """``(word, slot)`` for each meaningful word of ``text``, or ``(word, error)`` for a word that
+    fills no slot (outside the vocabulary, a colour as background, a slot given twice)."""
+    filled: dict[str, str] = {}
+    after_on = False
+    for word in _caption_words(text):
+        if word in _FILLERS:
+            after_on = after_on or word == "on"
+            continue
+        try:
+            slot = _slot_of(word, after_on)
+            if slot in filled:
+                raise InbetweenError(f"{word!r} gives the {slot} a second time (already {filled[slot]!r}) "
+                                     f"in {text!r}. {_vocabulary()}")
+        except InbetweenError as error:
+            yield word, error
+        else:
+            filled[slot] = word
+            yield word, slot
+        after_on = False
+
+
 def parse_caption(text: str) -> Scene:
     """The :class:`Scene` a caption describes; missing slots take the :class:`Scene` defaults.
 
@@ -136,18 +158,28 @@ def parse_caption(text: str) -> Scene:
     given twice.
     """
     slots: dict[str, str] = {}
-    after_on = False
-    for word in _caption_words(text):
-        if word in _FILLERS:
-            after_on = after_on or word == "on"
-            continue
-        slot = _slot_of(word, after_on)
-        after_on = False
-        if slot in slots:
-            raise InbetweenError(f"{word!r} gives the {slot} a second time (already {slots[slot]!r}) "
-                                 f"in {text!r}. {_vocabulary()}")
+    for word, slot in _read_slots(text):
+        if isinstance(slot, InbetweenError):
+            raise slot
         slots[slot] = word
     return Scene(**slots)
+
+
+def canonical_caption(text: str) -> tuple[str, list[str]]:
+    """``(caption, ignored)``: the canonical caption of the words of ``text`` the world knows, left-out
+    slots taking the :class:`Scene` defaults, and the words that fill no slot and were left out.
+
+    ``canonical_caption("a red circle at the left")`` is ``("a medium red circle at the left on a black
+    background", [])``; a caption :func:`parse_caption` accepts has no ignored words.
+    """
+    slots: dict[str, str] = {}
+    ignored: list[str] = []
+    for word, slot in _read_slots(text):
+        if isinstance(slot, InbetweenError):
+            ignored.append(word)
+        else:
+            slots[slot] = word
+    return Scene(**slots).caption(), ignored
 
 
 def all_captions() -> list[str]:

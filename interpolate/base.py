@@ -20,10 +20,16 @@ class Interpolator:
       ``t = 0`` is ``left`` and ``t = 1`` is ``right``.
 
     Returns frames ``(B, T, 3, H, W)`` in ``[-1, 1]`` with ``T = len(times)``.
+
+    ``times_per_call``: the most times the pipeline asks for in one call (it splits a gap's
+    times into runs of this many, in order, and writes each run's frames before the next);
+    None asks for all of a gap's times at once. Interpolators whose frames do not depend on
+    the other times asked for set 1, so progress and memory go frame by frame.
     """
 
     name: str = "interpolator"
     needs_flow: bool = True
+    times_per_call: int | None = None
 
     def __call__(
         self,

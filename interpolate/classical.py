@@ -54,6 +54,7 @@ class LinearInterpolator(Interpolator):
 
     name = "linear"
     needs_flow = False
+    times_per_call = 1
 
     def __call__(self, left, right, flow_lr, flow_rl, times):
         frames = [(1 - t) * left + t * right for t in check_times(times)]
@@ -97,6 +98,7 @@ class FlowWarpInterpolator(Interpolator):
 
     name = "flow_warp"
     needs_flow = True
+    times_per_call = 1
 
     def __init__(
         self,

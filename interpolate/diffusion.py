@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from inbetween.diffusion import NoiseSchedule, autocast, check_precision, sample
+from inbetween.diffusion import NoiseSchedule, autocast, resolve_precision, sample
 from inbetween.errors import InbetweenError
 from inbetween.warp import backward_warp
 from inbetween.weights import load_weights, read_config, save_folder
@@ -195,22 +195,29 @@ class DiffusionInterpolator(Interpolator):
       seed gives the same frames and tiles share one noise field.
     * ``tile``, ``overlap``: frames larger than ``tile`` pixels are denoised in overlapping
       tiles (memory stays bounded; see :mod:`interpolate.tiling`).
-    * ``precision``: ``bf16`` autocast or ``fp32``.
+    * ``times_per_call``: in-betweens denoised together (they attend to one another); the pipeline
+      splits longer gaps into runs of this many.
+    * ``precision``: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 where the device computes it
+      natively; see :func:`inbetween.diffusion.resolve_precision`).
     """
 
     name = "diffusion"
     needs_flow = True
 
     def __init__(self, checkpoint: str, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
-                 seed: int = 0, tile: int = 256, overlap: int = 64, precision: str = "bf16", device: str = "cpu"):
-        check_precision(precision)
+                 seed: int = 0, tile: int = 256, overlap: int = 64, times_per_call: int = 16, precision: str = "auto",
+                 device: str = "cpu"):
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model = InterpolatorModel.load(checkpoint, device)
         multiple = self.model.unet.multiple
         if tile % multiple or not 0 <= overlap < tile:
             raise InbetweenError(f"tile must be a multiple of {multiple} and overlap in [0, tile); "
                                  f"got tile={tile}, overlap={overlap}.")
         self.sampler, self.steps, self.eta, self.seed = sampler, steps, eta, seed
-        self.tile, self.overlap, self.precision, self.device = tile, overlap, precision, torch.device(device)
+        if times_per_call < 1:
+            raise InbetweenError(f"times_per_call must be 1 or more, got {times_per_call}.")
+        self.tile, self.overlap, self.times_per_call = tile, overlap, times_per_call
 
     @torch.no_grad()
     def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float]) -> torch.Tensor:

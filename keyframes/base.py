@@ -20,3 +20,9 @@ class KeyframeGenerator:
 
     def __call__(self, prompts: Sequence[str], seed: int) -> torch.Tensor:
         raise NotImplementedError
+
+    def warnings(self, prompts: Sequence[str]) -> list[str]:
+        """What this generator cannot draw as asked among a run's ``prompts`` (every shot's, in
+        order), as messages for the user; ``[]`` when it can draw them all. The pipeline asks
+        once per run, prints each message and keeps them in ``run.json``."""
+        return []

@@ -20,9 +20,10 @@ from typing import Any, Sequence
 import torch
 
 from checkpoints import shipped
-from inbetween.diffusion import NoiseSchedule, autocast, check_precision, classifier_free_guidance, sample, x0_denoiser
+from inbetween.diffusion import NoiseSchedule, autocast, classifier_free_guidance, resolve_precision, sample, x0_denoiser
 from inbetween.errors import InbetweenError
 from inbetween.weights import load_weights, read_config, save_folder
+from inbetween.world import canonical_caption
 from keyframes.base import KeyframeGenerator
 from keyframes.clip import TextEncoder, load_text_encoder
 from keyframes.unet import TextUNet
@@ -68,8 +69,9 @@ class KeyframeModel:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], noise: torch.Tensor, sampler: str = "dpmpp_2m", steps: int = 20,
                  guidance: float = 3.0, eta: float = 0.0, generator: torch.Generator | None = None,
-                 precision: str = "bf16") -> torch.Tensor:
-        """Images ``(B, 3, size, size)`` in ``[-1, 1]`` from ``noise`` ``(B, 3, size, size)``."""
+                 precision: str = "fp32") -> torch.Tensor:
+        """Images ``(B, 3, size, size)`` in ``[-1, 1]`` from ``noise`` ``(B, 3, size, size)``;
+        ``precision`` is ``bf16`` or ``fp32`` (see :func:`inbetween.diffusion.resolve_precision`)."""
         device = noise.device
         cond = self.conditioning(prompts)
         uncond = self.conditioning([""] * len(prompts))
@@ -106,18 +108,24 @@ class DiffusionKeyframes(KeyframeGenerator):
     keyframe of a shot from the same noise (drawn from the shot's seed), so what the prompts
     do not change stays put; ``independent`` draws fresh noise per keyframe.
     ``checkpoint`` is a model folder; None: the shipped ``checkpoints/keyframes``.
+
+    The model is trained on canonical Shapes World captions only, so each prompt is drawn as its
+    :func:`inbetween.world.canonical_caption`: left-out slots take their defaults (``a red circle at
+    the left`` is drawn as ``a medium red circle at the left on a black background``) and words
+    outside the world's vocabulary are left out, which :meth:`warnings` reports.
     """
 
     name = "diffusion"
 
     def __init__(self, checkpoint: str | None = None, sampler: str = "dpmpp_2m", steps: int = 20, guidance: float = 3.0,
-                 eta: float = 0.0, consistency: str = "shared_noise", precision: str = "bf16", device: str = "cpu"):
+                 eta: float = 0.0, consistency: str = "shared_noise", precision: str = "auto", device: str = "cpu"):
         if consistency not in CONSISTENCY:
             raise InbetweenError(f"consistency must be one of {', '.join(CONSISTENCY)}, got {consistency!r}.")
-        check_precision(precision)
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model = KeyframeModel.load(checkpoint or shipped("keyframes"), device)
         self.sampler, self.steps, self.guidance, self.eta = sampler, steps, guidance, eta
-        self.consistency, self.precision, self.device = consistency, precision, torch.device(device)
+        self.consistency = consistency
 
     def noise(self, count: int, seed: int) -> torch.Tensor:
         """Starting noise ``(count, 3, S, S)`` for one shot, from ``seed``."""
@@ -127,6 +135,22 @@ class DiffusionKeyframes(KeyframeGenerator):
 
     def __call__(self, prompts: Sequence[str], seed: int) -> torch.Tensor:
         generator = torch.Generator(self.device).manual_seed(seed + 1)
-        images = self.model.generate(list(prompts), self.noise(len(prompts), seed), self.sampler, self.steps,
+        captions = [canonical_caption(prompt)[0] for prompt in prompts]
+        images = self.model.generate(captions, self.noise(len(prompts), seed), self.sampler, self.steps,
                                      self.guidance, self.eta, generator, self.precision)
         return images.cpu()
+
+    def warnings(self, prompts: Sequence[str]) -> list[str]:
+        """One message naming every prompt with words outside the Shapes World vocabulary, or ``[]``."""
+        unknown = []
+        for index, prompt in enumerate(prompts):
+            caption, ignored = canonical_caption(prompt)
+            if ignored:
+                words = ", ".join(repr(word) for word in ignored)
+                unknown.append(f"prompt {index} {prompt!r} (drawn as {caption!r}; unknown: {words})")
+        if not unknown:
+            return []
+        return [f"keyframes={self.name} draws only the Shapes World (docs/WORLD.md) and left out the words it "
+                f"does not know: {'; '.join(unknown)}. For other subjects, bring your own keyframes "
+                "(inbetween interpolate images='[a.png,b.png]') or a model trained on them "
+                "(keyframes.checkpoint=DIR); keyframes=world renders Shapes World captions exactly."]

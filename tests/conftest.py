@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inbetween.config import data_root
 from inbetween.video import write_png
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "real"
+SHARED_DATA = Path(data_root())  # $INBETWEEN_DATA, else ../shared/data/real beside the repository
 
 
 def inbetween_executable() -> list[str]:
@@ -23,9 +25,11 @@ def inbetween_executable() -> list[str]:
     return [script] if script else [sys.executable, "-c", "import sys; from inbetween.cli import main; sys.exit(main())"]
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``inbetween ARGS...`` in ``cwd``; returns the finished process (text output)."""
-    return subprocess.run([*inbetween_executable(), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``inbetween ARGS...`` in ``cwd`` (with ``env`` added to the environment); returns the
+    finished process (text output)."""
+    return subprocess.run([*inbetween_executable(), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
 
 
 def load_run(output_dir: Path) -> dict:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from inbetween.diffusion import resolve_precision
 from inbetween.video import probe_video, read_image, write_png
-from tests.conftest import load_run, run_cli, textured_frames
+from tests.conftest import inbetween_executable, load_run, run_cli, textured_frames
 
 OUTPUTS = ["keyframes", "frames", "flow", "video.mp4", "video.gif", "storyboard.png", "run.json"]
 
@@ -45,10 +50,12 @@ def test_interpolate_three_keyframes(tmp_path, keyframe_files):
         key = read_image(output / "keyframes" / f"{key_index:02d}.png")
         assert np.array_equal(key, read_image(keyframe_files[key_index]))
         assert np.array_equal(read_image(frames[frame_index]), key)
-    assert probe_video(output / "video.mp4")["codec"] == "h264"
+    # output.scale=auto: the short side 48 is upscaled 6x to reach 256
+    assert probe_video(output / "video.mp4") == {"codec": "h264", "width": 384, "height": 288}
     assert sorted(p.name for p in (output / "flow").iterdir()) == ["00-01.png", "01-02.png"]
     run = load_run(output)
     assert run["frame_count"] == 9 and run["choices"]["interpolate"] == "flow_warp"
+    assert run["viewing_scale"] == 6 and run["warnings"] == [] and run["precision"] == {}
     assert not list(output.glob(".staging-*"))
 
 
@@ -69,7 +76,7 @@ def test_generate_world_storyboard_with_cut(tmp_path):
     assert (read_image(frames[8]) > 100).mean() > 0.5  # the in-between of shot two is on white
     metrics = load_run(output)["metrics"]
     assert metrics["faithfulness_all_correct"] == 1.0
-    assert probe_video(output / "video.mp4") == {"codec": "h264", "width": 128, "height": 128}
+    assert probe_video(output / "video.mp4") == {"codec": "h264", "width": 256, "height": 256}
 
 
 def test_default_generate_runs_the_demo(tmp_path):
@@ -78,8 +85,21 @@ def test_default_generate_runs_the_demo(tmp_path):
     (run_dir,) = (tmp_path / "outputs" / "generate").iterdir()
     run = load_run(run_dir)
     assert run["keyframe_count"] == 6 and run["metrics"]["faithfulness_all_correct"] == 1.0
-    # between=1 overrides the file's 7 for the first shot; the second shot keeps its own 11
-    assert len(frame_files(run_dir)) == run["frame_count"] == (3 - 1) * 2 + 1 + (3 - 1) * 12 + 1
+    # between=1 on the command line sets every shot's in-betweens (the file says 7, its second shot 11)
+    assert len(frame_files(run_dir)) == run["frame_count"] == 2 * ((3 - 1) * 2 + 1)
+    assert run["precision"] == {"keyframes": resolve_precision("auto", "cpu")}
+
+
+def test_between_0_gives_the_keyframes_alone(tmp_path):
+    output = tmp_path / "out"
+    result = run_cli("generate", "keyframes=world", "keyframes.size=32", "between=0", f"output_dir={output}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = frame_files(output)
+    assert len(frames) == load_run(output)["frame_count"] == 6
+    assert all(np.array_equal(read_image(frame), read_image(output / "keyframes" / f"{k:02d}.png"))
+               for k, frame in enumerate(frames))
+    assert not list((output / "flow").iterdir())
 
 
 def test_same_seed_same_pixels(tmp_path, keyframe_files):
@@ -105,6 +125,13 @@ def bad_input_cases(tmp_path: Path, keyframe_files: list[Path]) -> dict[str, tup
     no_shots.write_text("fps: 3\n")
     a, b = (str(p) for p in keyframe_files[:2])
     return {
+        "no images": (["interpolate"], "images is not set; pass images=VALUE"),
+        "diffusion without checkpoint": (["generate", "keyframes=world", "interpolate=diffusion"],
+                                         "interpolate.checkpoint is not set"),
+        "interpolate with diffusion without checkpoint": (["interpolate", f"images=[{a},{b}]", "interpolate=diffusion"],
+                                                          "interpolate.checkpoint is not set"),
+        "evaluate diffusion without checkpoint": (["evaluate", "methods=[flow_warp,diffusion]", "datasets=[world]"],
+                                                  "pass +method_options.diffusion.checkpoint=VALUE"),
         "missing image": (["interpolate", f"images=[{a},{tmp_path / 'nope.png'}]"], "does not exist"),
         "unreadable image": (["interpolate", f"images=[{a},{broken}]"], "could not be read"),
         "different sizes": (["interpolate", f"images=[{a},{small}]"], "same size"),
@@ -120,7 +147,9 @@ def bad_input_cases(tmp_path: Path, keyframe_files: list[Path]) -> dict[str, tup
     }
 
 
-@pytest.mark.parametrize("case", ["missing image", "unreadable image", "different sizes", "one keyframe",
+@pytest.mark.parametrize("case", ["no images", "diffusion without checkpoint",
+                                  "interpolate with diffusion without checkpoint", "evaluate diffusion without checkpoint",
+                                  "missing image", "unreadable image", "different sizes", "one keyframe",
                                   "negative between", "invalid yaml", "no shots", "unknown caption word",
                                   "unknown option", "unknown key", "unknown stage key", "unknown command"])
 def test_bad_input_exits_2_with_clear_message(tmp_path, keyframe_files, case):
@@ -130,7 +159,62 @@ def test_bad_input_exits_2_with_clear_message(tmp_path, keyframe_files, case):
     assert result.returncode == 2, result.stdout + result.stderr
     assert words in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (output / "run.json").exists() and not (output / "frames").exists()
+    assert not output.exists()  # not even Hydra's .hydra/ and log: nothing that looks like a run
+
+
+def test_a_failed_run_keeps_an_existing_output_dir_and_its_files(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "notes.txt").write_text("mine")
+    result = run_cli("interpolate", f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert sorted(path.name for path in output.iterdir()) == ["notes.txt"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write into, root included (the immutable attribute where root runs the tests)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    root = os.geteuid() == 0
+    locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True) if root else folder.chmod(0o555)
+    if root and locked.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here: {locked.stderr.decode().strip()}")
+    yield folder
+    if root:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)
+
+
+def test_output_dir_that_cannot_be_written_exits_2(tmp_path, read_only_folder):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    cases = {a_file: "is a file, not a folder", a_file / "run": "cannot be made: '" + str(a_file) + "' is a file",
+             read_only_folder / "run": "cannot be written", read_only_folder: "cannot be written"}
+    for output, words in cases.items():
+        result = run_cli("generate", "keyframes=world", f"output_dir={output}", cwd=tmp_path)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"output_dir '{output}'" in result.stderr and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not list(read_only_folder.iterdir())
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_run(tmp_path):
+    output = tmp_path / "out"
+    process = subprocess.Popen([*inbetween_executable(), "generate", "keyframes=world", "keyframes.size=256",
+                                "between=3000", f"output_dir={output}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(output.glob(".staging-*/frames/000010.png")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert stderr.strip().splitlines()[-1] == "inbetween: interrupted." and "Traceback" not in stderr
+    assert not output.exists()
+    # announced before it started: 12006 frames of 256x256 are 2.4 GB of raw pixels
+    assert "12006 frames of 256x256" in stdout + stderr
 
 
 def test_multirun_sweep_leaves_summary_table(tmp_path, keyframe_files):

@@ -4,6 +4,7 @@ exact denoiser and the exact probability-flow map are known), guidance and the w
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,16 +18,20 @@ from inbetween.diffusion import (
     PREDICTIONS,
     SAMPLERS,
     NoiseSchedule,
+    autocast,
     classifier_free_guidance,
     ddim_sample,
     ddpm_sample,
     diffusion_loss,
     predicted_x0,
+    resolve_precision,
     sample,
     training_target,
     x0_denoiser,
 )
 from inbetween.diffusion.ema import UPDATES_KEY
+from inbetween.diffusion.precision import cpu_has_native_bf16
+from inbetween.errors import InbetweenError
 from inbetween.diffusion.samplers import sampling_timesteps
 
 # Gaussian data x0 ~ N(MU, S^2), iid per dimension.
@@ -415,3 +420,22 @@ def test_ema_unwraps_distributed_data_parallel():
 def test_ema_bad_decay_raises():
     with pytest.raises(ValueError, match="decay"):
         EMA(nn.Linear(2, 2), decay=1.5)
+
+
+def _cpuinfo_flags() -> set[str]:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags from /proc/cpuinfo")
+def test_auto_precision_takes_bf16_only_where_the_cpu_has_it_natively():
+    native = bool({"amx_tile", "avx512_bf16"} & _cpuinfo_flags())
+    assert cpu_has_native_bf16() == native
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(InbetweenError, match="trainer.precision must be one of auto, bf16, fp32, got 'fp16'"):
+        resolve_precision("fp16", "cpu", "trainer.precision")
+    with pytest.raises(InbetweenError, match="resolved precision"):
+        autocast(torch.device("cpu"), "auto")

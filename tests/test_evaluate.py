@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from inbetween.evaluation import psnr, ssim, warping_error
-from tests.conftest import SHARED_DATA, load_run, run_cli, textured_frames
+from tests.conftest import REPO, SHARED_DATA, load_run, run_cli, textured_frames
+
+BESIDE_REPOSITORY = REPO.parent / "shared" / "data" / "real"
 
 
 def test_psnr_and_ssim_values():
@@ -65,3 +67,21 @@ def test_evaluate_unknown_method_and_missing_data(tmp_path):
     result = run_cli("evaluate", "datasets=[triplets]", f"data_root={tmp_path / 'nowhere'}", f"output_dir={tmp_path}",
                      cwd=tmp_path)
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.skipif(not BESIDE_REPOSITORY.is_dir(), reason="needs ../shared/data/real beside the repository")
+def test_real_data_is_found_beside_the_repository_from_any_folder(tmp_path):
+    """``tmp_path`` has no ../shared: the default data_root is the repository's, not the current folder's."""
+    env = {"INBETWEEN_DATA": ""}
+    result = run_cli("evaluate", "datasets=[triplets]", "methods=[linear]", "triplets.limit=1",
+                     f"output_dir={tmp_path / 'out'}", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert load_run(tmp_path / "out")["config"]["data_root"] == str(BESIDE_REPOSITORY)
+
+
+def test_missing_data_names_the_path_tried(tmp_path):
+    result = run_cli("evaluate", "datasets=[triplets]", f"output_dir={tmp_path / 'out'}", cwd=tmp_path,
+                     env={"INBETWEEN_DATA": str(tmp_path / "nowhere")})
+    assert result.returncode == 2
+    assert f"triplet folder '{tmp_path / 'nowhere' / 'adacof_testsets'}' does not exist" in result.stderr
+    assert "INBETWEEN_DATA" in result.stderr

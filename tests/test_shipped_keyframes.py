@@ -8,8 +8,11 @@ import torch
 
 from checkpoints import shipped
 from inbetween.keyframe_eval import caption_shots, evaluate_generator, moving_shots
+from inbetween.video import read_image
 from inbetween.weights import CONFIG_FILE
+from inbetween.world import read_attributes
 from keyframes.diffusion import UNET, DiffusionKeyframes
+from tests.conftest import load_run, run_cli
 
 #: A seed apart from the evaluation datasets' (1000000); every caption is one the model trained on, so
 #: this checks drawing, not generalisation. Floors sit below the model card's numbers.
@@ -46,3 +49,30 @@ def test_same_seed_same_keyframes_other_seed_others(generator):
     first = generator(prompts, seed=3)
     assert torch.equal(first, generator(prompts, seed=3))
     assert not torch.equal(first, generator(prompts, seed=4))
+
+
+def test_partial_captions_are_drawn_as_the_world_renders_them(tmp_path):
+    """The README's own one-liner: partial captions take WORLD.md's defaults for the left-out slots,
+    as ``keyframes=world`` renders them (the model only ever saw full captions)."""
+    storyboard = "storyboard=[a red circle at the left, a blue square at the right, small at the top on white]"
+    reads = {}
+    for method, options in (("diffusion", []), ("world", ["keyframes.size=64"])):
+        output = tmp_path / method
+        result = run_cli("generate", storyboard, f"keyframes={method}", *options, "between=0", f"output_dir={output}",
+                         cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        reads[method] = [read_attributes(read_image(path)) for path in sorted((output / "keyframes").iterdir())]
+        assert load_run(output)["warnings"] == []
+    assert reads["diffusion"] == reads["world"]
+    assert [read["shape"] for read in reads["world"]] == ["circle", "square", "circle"]
+
+
+def test_words_outside_the_world_warn_once_and_are_recorded(tmp_path):
+    output = tmp_path / "out"
+    result = run_cli("generate", "storyboard=[a cat walking across a room, a red circle at the left]", "between=0",
+                     f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (warning,) = load_run(output)["warnings"]
+    assert "'cat', 'walking', 'across', 'room'" in warning and "prompt 0" in warning and "prompt 1" not in warning
+    assert "keyframes=world" in warning and "interpolate images=" in warning
+    assert (result.stdout + result.stderr).count("does not know") == 1

@@ -29,9 +29,10 @@ def test_file_with_shots_and_per_shot_between(tmp_path):
                              "a small blue square at the top on a white background"]
 
 
-def test_command_line_between_overrides_file_but_not_shot(tmp_path):
-    board = load_storyboard(str(write(tmp_path, STORYBOARD)), between=0, fps=6)
-    assert [shot.between for shot in board.shots] == [0, 3]
+@pytest.mark.parametrize("between", [0, 2])
+def test_command_line_between_sets_every_shot(tmp_path, between):
+    board = load_storyboard(str(write(tmp_path, STORYBOARD)), between=between, fps=6)
+    assert [shot.between for shot in board.shots] == [between, between]  # the second shot's own 3 included
     assert board.fps == 6
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pty
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -89,26 +92,39 @@ def test_outputs(finished):
     assert [path.name for path in samples] == ["step_000020.png", "step_000040.png", "step_000060.png"]
     assert read_image(samples[-1]).shape == (32, 32, 3)
     checkpoint = load_checkpoint(finished)
-    assert set(checkpoint) == {"step", "model", "ema", "optimizer", "scheduler", "rng", "recipe"}
+    assert set(checkpoint) == {"step", "model", "ema", "optimizer", "scheduler", "rng", "recipe", "elapsed_s"}
     assert checkpoint["step"] == STEPS and checkpoint["recipe"]["lr"] == 0.01
     run = load_run(finished)
     assert run["metrics"]["steps"] == STEPS and run["metrics"]["world_size"] == 1
     assert run["metrics"]["final_loss"] == loss[-1] and run["choices"]["stage"] == "toy"
+    assert run["precision"] == "fp32"  # the toy stage's setting
     written = [path for path in finished.rglob("*") if path.is_file() and path.name != "run.json"
                and ".hydra" not in path.parts and path.suffix != ".log"]
     assert (finished / "model" / "toy.safetensors") in written
     assert all(path.stat().st_mtime_ns <= (finished / "run.json").stat().st_mtime_ns for path in written)
 
 
-def test_killed_and_resumed_equals_uninterrupted(finished, tmp_path):
-    output = tmp_path / "killed"
-    process = subprocess.Popen([*inbetween_executable(), *train_args(output, SLOW_STEP)], cwd=tmp_path,
-                               env=toy_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def stop_after_first_checkpoint(output: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
+    """Start a slow toy run, send it ``stop`` once its first checkpoint exists, wait for it to end."""
+    process = subprocess.Popen([*inbetween_executable(), *train_args(output, SLOW_STEP)], cwd=output.parent,
+                               env=toy_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (output / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    process.kill()
-    assert process.wait() == -9, "the run ended before it could be killed"
+    process.send_signal(stop)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("stop, status", [(signal.SIGKILL, -9), (signal.SIGINT, 130)], ids=["killed", "ctrl-c"])
+def test_stopped_and_resumed_equals_uninterrupted(finished, tmp_path, stop, status):
+    output = tmp_path / "stopped"
+    stopped = stop_after_first_checkpoint(output, stop)
+    assert stopped.returncode == status, "the run ended before it could be stopped\n" + stopped.stderr
+    if stop == signal.SIGINT:  # one line, no traceback; the checkpoint stays for the rerun
+        assert stopped.stderr.strip().splitlines()[-1] == (
+            f"inbetween: interrupted; {output / 'checkpoint.pt'} keeps the last checkpoint: rerun the same command "
+            "to resume from it.")
     killed_at = load_checkpoint(output)["step"]
     assert 0 < killed_at < STEPS and not (output / "run.json").exists() and not (output / "model").exists()
 
@@ -122,6 +138,36 @@ def test_killed_and_resumed_equals_uninterrupted(finished, tmp_path):
     assert_same_tensors(resumed["ema"], whole["ema"])
     assert losses(output) == losses(finished)
     assert load_run(output)["resumed_from_step"] == killed_at
+    elapsed = [entry["elapsed"] for entry in map(json.loads, (output / "metrics.jsonl").read_text().splitlines())]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0  # training time summed over both sittings
+
+
+def test_progress_is_logged_with_loss_and_time_left_when_not_a_terminal(tmp_path):
+    result = train(tmp_path / "out", "trainer.steps=20")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"step 10/20 \(50%\), loss [0-9.e-]+, [0-9.]+ steps/s, elapsed 0:00:\d\d, ETA 0:00:\d\d",
+                     result.stdout), result.stdout
+
+
+def test_progress_bar_in_a_terminal(tmp_path):
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([*inbetween_executable(), *train_args(tmp_path / "out", "trainer.steps=20")],
+                               cwd=tmp_path, env=toy_env(), stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(controller)
+    assert process.wait(timeout=120) == 0, screen.decode(errors="replace")
+    text = screen.decode(errors="replace")
+    assert re.search(r"train toy: 100%.*20/20 \[\d\d:\d\d<00:00.*loss=", text), text
+    assert "step 10/20" not in text  # the bar replaces the log lines
 
 
 def test_finished_run_rerun_only_exports(finished, tmp_path):
@@ -198,7 +244,7 @@ def test_multirun_sweep_summarises(tmp_path):
 
 @pytest.mark.parametrize("overrides, env, words", [
     (["trainer.batch_size=15"], {"WORLD_SIZE": "2", "RANK": "0"}, "choose a positive multiple of 2"),
-    (["trainer.precision=fp16"], {}, "trainer.precision must be one of bf16, fp32, got 'fp16'"),
+    (["trainer.precision=fp16"], {}, "trainer.precision must be one of auto, bf16, fp32, got 'fp16'"),
     (["trainer.steps=0"], {}, "trainer.steps must be 1 or more, got 0"),
     (["trainer.stepz=5"], {}, "stepz"),
 ], ids=["batch not divisible", "unknown precision", "no steps", "unknown key"])

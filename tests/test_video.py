@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from inbetween.errors import InbetweenError
-from inbetween.video import (atomic_path, contact_sheet, from_uint8, probe_video, read_image, read_video,
-                             to_uint8, upscale, write_gif, write_mp4, write_png)
+from inbetween.video import (atomic_path, contact_sheet, from_uint8, mp4_writer, probe_video, read_image, read_video,
+                             to_uint8, upscale, viewing_scale, write_gif, write_mp4, write_png)
+from tests.conftest import textured_frames
 
 
 def test_uint8_round_trip_is_exact():
@@ -72,3 +73,31 @@ def test_upscale_and_contact_sheet():
     sheet = contact_sheet([np.zeros((64, 64, 3), np.uint8)] * 5, ["a caption"] * 5, columns=4, tile=128)
     assert sheet.shape[1] == 4 * 128 + 8 and sheet.shape[0] > 2 * 128
     assert (sheet[4:132, 4:132] == 0).all()
+
+
+@pytest.mark.parametrize("height, width, scale", [(64, 64, 4), (128, 128, 2), (48, 64, 6), (256, 300, 1),
+                                                  (768, 1024, 1), (300, 100, 3)])
+def test_auto_viewing_scale_brings_the_short_side_to_256(height, width, scale):
+    assert viewing_scale("auto", height, width) == scale
+    assert viewing_scale(3, height, width) == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "big", True])
+def test_bad_viewing_scale_names_the_setting(bad):
+    with pytest.raises(InbetweenError, match="output.scale must be 'auto' or a whole number"):
+        viewing_scale(bad, 64, 64)
+
+
+def test_streamed_mp4_appears_only_when_complete(tmp_path):
+    frames = np.stack(textured_frames(4, 31, 45))  # odd sizes are padded to even for yuv420p
+    path = tmp_path / "v.mp4"
+    with pytest.raises(RuntimeError, match="stopped"):
+        with mp4_writer(path, 31, 45, fps=12) as send:
+            send(frames[0])
+            raise RuntimeError("stopped")
+    assert not list(tmp_path.iterdir())
+    with mp4_writer(path, 31, 45, fps=12) as send:
+        for frame in frames:
+            send(frame)
+    assert probe_video(path) == {"codec": "h264", "width": 46, "height": 32}
+    assert len(read_video(path)) == 4

@@ -22,6 +22,7 @@ from inbetween.world import (
     ClipFramesDataset,
     Scene,
     all_captions,
+    canonical_caption,
     faithfulness,
     parse_caption,
     random_captions,
@@ -90,6 +91,22 @@ def test_parse_errors_name_the_word_and_list_the_vocabulary(text, word):
     message = str(raised.value)
     assert repr(word) in message
     assert all(vocabulary_word in message for vocabulary_word in VOCABULARY)
+
+
+@pytest.mark.parametrize("text, caption, ignored", [
+    ("a red circle at the left", "a medium red circle at the left on a black background", []),
+    ("a cat walking across a room", Scene().caption(), ["cat", "walking", "across", "room"]),
+    ("a red blue circle", "a medium red circle at the center on a black background", ["blue"]),
+    ("a large star on a green background", "a large red star at the center on a black background", ["green"]),
+    ("", Scene().caption(), []),
+])
+def test_canonical_caption_keeps_known_words_and_names_the_others(text, caption, ignored):
+    assert canonical_caption(text) == (caption, ignored)
+
+
+def test_canonical_caption_agrees_with_parse_on_valid_captions():
+    for text in ("a blue star", "small at the bottom right", "A Large, RED triangle at the Centre on a Grey background"):
+        assert canonical_caption(text) == (parse_caption(text).caption(), [])
 
 
 def test_scene_rejects_words_outside_its_slot():

@@ -13,7 +13,7 @@ Conventions:
 from __future__ import annotations
 
 from inbetween.diffusion.ema import EMA
-from inbetween.diffusion.precision import PRECISIONS, autocast, check_precision
+from inbetween.diffusion.precision import PRECISIONS, autocast, check_precision, resolve_precision
 from inbetween.diffusion.samplers import (
     SAMPLERS,
     classifier_free_guidance,
@@ -46,6 +46,7 @@ __all__ = [
     "diffusion_loss",
     "dpmpp_2m_sample",
     "predicted_x0",
+    "resolve_precision",
     "sample",
     "training_target",
     "weighted_mean",

@@ -22,9 +22,9 @@ import math
 from collections.abc import Callable
 
 import torch
-from tqdm import tqdm
 
 from inbetween.diffusion.schedule import NoiseSchedule, Predictor
+from inbetween.progress import progress_bar
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 
@@ -66,7 +66,7 @@ def _integrate(denoiser: Predictor, noise: torch.Tensor, schedule: NoiseSchedule
     """Shared loop: denoise at each sampling timestep, ``step`` to the next, return the last ``x0_hat``."""
     times = sampling_timesteps(schedule, steps)
     x = noise
-    for index, t in enumerate(tqdm(times, desc="sampling", unit="step", disable=not progress)):
+    for index, t in enumerate(progress_bar(times, show=progress, desc="sampling", unit="step")):
         x0 = denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
         if index + 1 < len(times):
             x = step(x, x0, t, times[index + 1])
