@@ -47,8 +47,8 @@ commands:
                   inbetween train stage=keyframes trainer.steps=N output_dir=DIR
                   torchrun --nproc_per_node=P -m inbetween train stage=keyframes output_dir=DIR
 
-Stage choices: keyframes=diffusion|world|images  flow=dis|farneback  interpolate=flow_warp|diffusion|linear|minterpolate
-               stage=clip|keyframes|interpolator (train)
+Stage choices: keyframes=diffusion|world|images  flow=dis|farneback|learned  interpolate=flow_warp|diffusion|linear|minterpolate
+               stage=clip|keyframes|flow|interpolator (train)
 `inbetween COMMAND --help` lists every option; `inbetween COMMAND --cfg job` prints the config."""
 
 _task_started = False

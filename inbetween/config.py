@@ -85,6 +85,11 @@ class VideoEvalConfig:
 
 
 @dataclass
+class FlowGtEvalConfig:
+    root: str = MISSING  # folder holding sintel/ (frames with true flow)
+
+
+@dataclass
 class CaptionsEvalConfig:
     count: int = MISSING  # seeded random captions, one shot each
     seed: int = MISSING
@@ -104,12 +109,15 @@ class EvaluateConfig(FlowCommandConfig):
     keyframe_methods: list[str] = MISSING  # names of conf/keyframes/*.yaml
     method_options: dict[str, Any] = field(default_factory=dict)  # per interpolator: constructor options
     keyframe_method_options: dict[str, Any] = field(default_factory=dict)  # per keyframe generator
-    datasets: list[str] = MISSING  # captions, shots (keyframes); world, triplets, videos (interpolators)
+    flow_methods: list[str] = MISSING  # names of conf/flow/*.yaml scored on the flow dataset
+    flow_method_options: dict[str, Any] = field(default_factory=dict)  # per flow estimator
+    datasets: list[str] = MISSING  # captions, shots (keyframes); world, triplets, videos (interpolators); flow
     clip_score: Any = MISSING  # the CLIP model of the clip_score metric (instantiated)
     captions: CaptionsEvalConfig = field(default_factory=CaptionsEvalConfig)
     shots: ShotsEvalConfig = field(default_factory=ShotsEvalConfig)
     world: WorldEvalConfig = field(default_factory=WorldEvalConfig)
     triplets: TripletEvalConfig = field(default_factory=TripletEvalConfig)
+    flow_gt: FlowGtEvalConfig = field(default_factory=FlowGtEvalConfig)
     videos: VideoEvalConfig = field(default_factory=VideoEvalConfig)
 
 

@@ -10,6 +10,9 @@ the true frames at those times):
   and the odd frames of ``sample_video`` from its even frames). Evaluation only.
 * ``videos``: real videos with every other frame dropped; the dropped frame is the truth.
 
+Flow estimators (``flow_methods``) are scored on the ``flow`` dataset: Sintel pairs and world
+clips with true flow (:mod:`inbetween.flow_eval`), end-point error and seconds per pair.
+
 Metrics per case, averaged per (subset, method): PSNR (dB, 8-bit frames, peak 255), SSIM
 (Gaussian window 11, on [0, 1]), warping error (temporal consistency: mean absolute
 difference in 8-bit units between each frame of ``[left, in-betweens..., right]`` and its
@@ -21,6 +24,7 @@ world clips the end-point error of the flow a method used against the exact flow
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,7 @@ from flow.metrics import endpoint_error
 from inbetween import keyframe_eval
 from inbetween.config import missing_setting
 from inbetween.errors import InbetweenError
+from inbetween.flow_eval import flow_rows, sintel_cases, world_flow_cases
 from inbetween.progress import progress_bar
 from inbetween.sweep import write_run_record, write_table
 from inbetween.video import find_videos, from_uint8, read_image, read_video, to_uint8
@@ -244,8 +249,8 @@ def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimato
 METRICS = ("psnr", "ssim", "warp_error", "s_per_frame", "flow_epe")
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean of each metric per (subset, method), then per method over all cases (last); a metric
+def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> list[dict[str, Any]]:
+    """Mean of each of ``metrics`` per (subset, method), then per method over all cases (last); a metric
     no case of a group has (``flow_epe`` without true flow or for methods without flow) is left out."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -255,13 +260,15 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
     for (subset, method), members in groups.items():
         means = {metric: float(np.mean([m[metric] for m in members]))
-                 for metric in METRICS if all(metric in m for m in members)}
+                 for metric in metrics if all(metric in m for m in members)}
         table.append({"subset": subset, "method": method, "cases": len(members), **means})
     return table
 
 
 KEYFRAME_DATASETS = ("captions", "shots")
 INTERPOLATION_DATASETS = ("world", "triplets", "videos")
+FLOW_DATASETS = ("flow",)
+FLOW_METRICS = ("epe", "s_per_pair")
 
 
 def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
@@ -300,7 +307,7 @@ def load_methods(names: Sequence[str], group: str = "interpolate", options: Any 
 
 
 def _check_datasets(names: Sequence[str]) -> None:
-    known = KEYFRAME_DATASETS + INTERPOLATION_DATASETS
+    known = KEYFRAME_DATASETS + INTERPOLATION_DATASETS + FLOW_DATASETS
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InbetweenError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(known)}.")
@@ -343,6 +350,19 @@ def _interpolation_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: 
     return metrics
 
 
+def _flow_table(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+    """End-point error of every ``cfg.flow_methods`` estimator on Sintel and on world clips keyframes
+    ``max(world.gaps)`` frames apart (:mod:`inbetween.flow_eval`); writes ``eval_flow``."""
+    estimators = load_methods(list(cfg.flow_methods), "flow", cfg.flow_method_options, "flow_method_options")
+    world = cfg.world
+    cases = itertools.chain(sintel_cases(cfg.flow_gt.root), world_flow_cases(
+        max(world.gaps), world.clip_frames, world.clips_per_kind, world.size, world.seed))
+    table = [row for row in summarise(flow_rows(cases, estimators), FLOW_METRICS) if row["subset"] != "all"]
+    markdown = write_table(output_dir, "eval_flow", table, ["subset", "method", "cases", *FLOW_METRICS])
+    print(f"\n## flow\n\n{markdown}")
+    return {f"flow.{row['subset']}.{row['method']}.epe": row["epe"] for row in table}
+
+
 def run_from_config(cfg: DictConfig, record: dict[str, Any]) -> dict[str, Any]:
     """Evaluate on ``cfg.datasets``: keyframe generators on the keyframe datasets, interpolators on
     the others; print and write one table per dataset, then ``run.json``."""
@@ -358,6 +378,8 @@ def run_from_config(cfg: DictConfig, record: dict[str, Any]) -> dict[str, Any]:
         interpolation_sets = [name for name in datasets if name in INTERPOLATION_DATASETS]
         if interpolation_sets:
             metrics |= _interpolation_tables(cfg, interpolation_sets, output_dir)
+        if "flow" in datasets:
+            metrics |= _flow_table(cfg, output_dir)
     summary = {**record, "metrics": metrics}
     write_run_record(output_dir, summary)
     return summary

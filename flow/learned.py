@@ -1,0 +1,245 @@
+"""Learned optical flow with global matching (``flow=learned``), GMFlow-style, sized for CPUs.
+
+:class:`MatchingFlowNet`:
+
+1. a convolutional encoder maps each image to features at 1/8 resolution;
+2. a few transformer layers (self-attention within an image, cross-attention to the other)
+   make the features of matching pixels alike;
+3. **global matching**: the correlation of every pixel of one image with every pixel of the
+   other, a softmax over the other image, and the expected position there give the flow at
+   1/8 resolution. One correlation gives both directions (softmax over rows or columns), so a
+   match is found wherever it lies, however far it moved;
+4. **propagation**: self-attention over the image's own features carries flow from pixels
+   that match well to pixels that have no match (occluded, out of frame, flat);
+5. a residual convolutional head refines the flow at 1/8, and **convex upsampling** (RAFT)
+   brings it to full resolution: each full-resolution flow vector is a learned convex
+   combination of its 3x3 coarse neighbours.
+
+Images of any size run: they are edge-padded to a multiple of 8; an image with more than
+``max_tokens`` positions at 1/8 is matched at a coarser scale (downsampled first, the flow
+upsampled and scaled back), so memory stays bounded (a 1920x1080 pair stays within a few GB).
+
+A model folder holds ``config.json`` (network options) and ``flow.safetensors`` (float16 weights).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from checkpoints import shipped
+from flow.base import FlowEstimator
+from inbetween.errors import InbetweenError
+from inbetween.weights import load_weights, read_config, save_folder
+
+NETWORK = "flow"  # flow.safetensors
+STRIDE = 8
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(8, channels)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.norm1, self.norm2 = _norm(out_channels), _norm(out_channels)
+        self.skip = (nn.Identity() if stride == 1 and in_channels == out_channels
+                     else nn.Conv2d(in_channels, out_channels, 1, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.skip(x) + self.norm2(self.conv2(y)))
+
+
+class Encoder(nn.Module):
+    """Images ``(B, 3, H, W)`` in ``[-1, 1]`` -> features ``(B, C, H/8, W/8)``."""
+
+    def __init__(self, channels: tuple[int, int, int], out_channels: int) -> None:
+        super().__init__()
+        first, second, third = channels
+        self.stem = nn.Sequential(nn.Conv2d(3, first, 7, 2, 3), _norm(first), nn.ReLU())
+        self.stages = nn.Sequential(_ResBlock(first, first, 1), _ResBlock(first, second, 2),
+                                    _ResBlock(second, second, 1), _ResBlock(second, third, 2),
+                                    _ResBlock(third, third, 1))
+        self.out = nn.Conv2d(third, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.stages(self.stem(x)))
+
+
+def sine_positions(channels: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """2D sine position encoding ``(1, H * W, channels)`` (half the channels for x, half for y)."""
+    quarter = channels // 4
+    frequencies = 1.0 / (10000 ** (torch.arange(quarter, device=device) / quarter))
+    rows, cols = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                                torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    parts = [fn(axis.reshape(-1, 1) * frequencies) for axis in (cols, rows) for fn in (torch.sin, torch.cos)]
+    return torch.cat(parts, dim=1)[None]
+
+
+class _TransformerLayer(nn.Module):
+    """Self-attention, cross-attention to the other image, feed-forward; pre-norm, residual. Tokens ``(B, N, C)``."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.self_attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.cross_attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.norms = nn.ModuleList([nn.LayerNorm(channels) for _ in range(3)])
+        self.feed_forward = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+
+    def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        y = self.norms[0](x)
+        x = x + self.self_attention(y, y, y, need_weights=False)[0]
+        y, o = self.norms[1](x), self.norms[1](other)
+        x = x + self.cross_attention(y, o, o, need_weights=False)[0]
+        return x + self.feed_forward(self.norms[2](x))
+
+
+def coordinate_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Pixel centres ``(1, H * W, 2)`` as ``(x, y)``."""
+    rows, cols = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                                torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    return torch.stack([cols, rows], dim=-1).reshape(1, -1, 2)
+
+
+def global_matching(features0: torch.Tensor, features1: torch.Tensor, height: int,
+                    width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows ``(B, N, 2)`` both ways from tokens ``(B, N, C)`` of two ``height x width`` images.
+
+    ``softmax(f0 f1^T / sqrt(C))`` over image 1 weighs where each pixel of image 0 is; the
+    expected position minus its own is the flow 0 -> 1, and the softmax over image 0 the flow 1 -> 0.
+    """
+    correlation = features0 @ features1.transpose(1, 2) / math.sqrt(features0.shape[-1])
+    grid = coordinate_grid(height, width, features0.device)
+    flow_01 = correlation.softmax(dim=2) @ grid - grid
+    flow_10 = correlation.softmax(dim=1).transpose(1, 2) @ grid - grid
+    return flow_01, flow_10
+
+
+class MatchingFlowNet(nn.Module):
+    """Both flows ``(B, 2, H, W)`` of an image pair ``(B, 3, H, W)``, H and W multiples of 8 (see the module docstring).
+
+    ``forward`` returns ``[(flow_01, flow_10) at 1/8 before refinement, (flow_01, flow_10) at full
+    resolution]``, the first for an auxiliary loss; flows in pixels of their own resolution.
+    """
+
+    def __init__(self, encoder_channels: tuple[int, int, int] = (32, 64, 96), channels: int = 128,
+                 layers: int = 2, heads: int = 4, refine_channels: int = 96) -> None:
+        super().__init__()
+        if channels % 4:
+            raise InbetweenError(f"channels must be a multiple of 4 (sine positions), got {channels}.")
+        self.encoder = Encoder(tuple(encoder_channels), channels)
+        self.transformer = nn.ModuleList([_TransformerLayer(channels, heads) for _ in range(layers)])
+        self.propagation_query = nn.Linear(channels, channels)
+        self.propagation_key = nn.Linear(channels, channels)
+        self.refine = nn.Sequential(nn.Conv2d(channels + 2, refine_channels, 3, padding=1), nn.ReLU(),
+                                    nn.Conv2d(refine_channels, refine_channels, 3, padding=1), nn.ReLU())
+        self.refine_flow = nn.Conv2d(refine_channels, 2, 3, padding=1)
+        self.upsample_mask = nn.Conv2d(refine_channels, 9 * STRIDE * STRIDE, 1)
+        nn.init.zeros_(self.refine_flow.weight)
+        nn.init.zeros_(self.refine_flow.bias)
+
+    def _propagate(self, tokens: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """Flow ``(B, N, 2)`` averaged over pixels of similar features (self-attention, values = flow)."""
+        query, key = self.propagation_query(tokens), self.propagation_key(tokens)
+        weights = (query @ key.transpose(1, 2) / math.sqrt(tokens.shape[-1])).softmax(dim=-1)
+        return weights @ flow
+
+    def _refine_and_upsample(self, features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """Coarse flow ``(B, 2, h, w)`` -> refined full-resolution flow ``(B, 2, 8h, 8w)`` (convex upsampling)."""
+        hidden = self.refine(torch.cat([features, flow], dim=1))
+        flow = flow + self.refine_flow(hidden)
+        batch, _, height, width = flow.shape
+        mask = self.upsample_mask(hidden).view(batch, 1, 9, STRIDE, STRIDE, height, width).softmax(dim=2)
+        neighbours = F.unfold(STRIDE * flow, 3, padding=1).view(batch, 2, 9, 1, 1, height, width)
+        fine = (mask * neighbours).sum(dim=2)  # (B, 2, 8, 8, h, w)
+        return fine.permute(0, 1, 4, 2, 5, 3).reshape(batch, 2, STRIDE * height, STRIDE * width)
+
+    def forward(self, image0: torch.Tensor, image1: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        batch = image0.shape[0]
+        features = self.encoder(torch.cat([image0, image1]))
+        channels, height, width = features.shape[1:]
+        tokens = features.flatten(2).transpose(1, 2) + sine_positions(channels, height, width, features.device)
+        tokens0, tokens1 = tokens[:batch], tokens[batch:]
+        for layer in self.transformer:
+            tokens0, tokens1 = layer(tokens0, tokens1), layer(tokens1, tokens0)
+        matched = global_matching(tokens0, tokens1, height, width)
+        coarse, fine = [], []
+        for own, flow in zip((tokens0, tokens1), matched):
+            flow = self._propagate(own, flow).transpose(1, 2).reshape(batch, 2, height, width)
+            coarse.append(flow)
+            grid_features = own.transpose(1, 2).reshape(batch, channels, height, width)
+            fine.append(self._refine_and_upsample(grid_features, flow))
+        return [tuple(coarse), tuple(fine)]
+
+
+def _pad_to_stride(image: torch.Tensor) -> torch.Tensor:
+    height, width = image.shape[-2:]
+    return F.pad(image, (0, -width % STRIDE, 0, -height % STRIDE), mode="replicate")
+
+
+class LearnedFlow(FlowEstimator):
+    """Flow from a trained :class:`MatchingFlowNet` model folder (``inbetween train stage=flow`` writes
+    ``OUT/model``; the shipped one is ``checkpoints/flow``).
+
+    * ``max_tokens``: the most positions matched at 1/8 resolution; larger images are matched on a
+      downsampled copy (memory of the correlation grows with its square).
+    """
+
+    name = "learned"
+
+    def __init__(self, checkpoint: str | None = None, max_tokens: int = 4096, device: str = "cpu") -> None:
+        if max_tokens < 16:
+            raise InbetweenError(f"max_tokens must be 16 or more, got {max_tokens}.")
+        self.device = torch.device(device)
+        self.network = load_network(checkpoint or shipped("flow"), self.device)
+        self.max_tokens = max_tokens
+
+    @torch.no_grad()
+    def bidirectional(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if image0.shape != image1.shape:
+            raise InbetweenError(f"flow needs two images of the same size; got {tuple(image0.shape)} and "
+                                 f"{tuple(image1.shape)}")
+        height, width = image0.shape[-2:]
+        scale = min(1.0, math.sqrt(self.max_tokens * STRIDE * STRIDE / (height * width)))
+        pair = [x.to(self.device, torch.float32) for x in (image0, image1)]
+        if scale < 1.0:
+            size = (max(STRIDE, round(height * scale)), max(STRIDE, round(width * scale)))
+            pair = [F.interpolate(x, size=size, mode="area") for x in pair]
+        small_height, small_width = pair[0].shape[-2:]
+        flows = self.network(*(_pad_to_stride(x) for x in pair))[-1]
+        flows = [flow[..., :small_height, :small_width] for flow in flows]
+        if scale < 1.0:
+            factor = torch.tensor([width / small_width, height / small_height], device=self.device).view(1, 2, 1, 1)
+            flows = [F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False) * factor
+                     for flow in flows]
+        return flows[0].to(image0.device), flows[1].to(image0.device)
+
+    def __call__(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
+        return self.bidirectional(image0, image1)[0]
+
+
+def network_options(folder: str | Path) -> dict[str, Any]:
+    """The :class:`MatchingFlowNet` options of a model folder (its ``config.json``'s ``network``)."""
+    config = read_config(folder, [NETWORK], "a flow model folder", "train one with `inbetween train stage=flow` "
+                         "or use the shipped checkpoints/flow")
+    return config["network"]
+
+
+def load_network(folder: str | Path, device: torch.device) -> MatchingFlowNet:
+    """The trained network of a model folder, in eval mode on ``device``."""
+    network = load_weights(MatchingFlowNet(**network_options(folder)), folder, NETWORK)
+    return network.to(device).eval().requires_grad_(False)
+
+
+def save_network(network: MatchingFlowNet, options: dict[str, Any], folder: str | Path) -> None:
+    """Write a model folder: ``config.json`` (``{"network": options}``) and the weights."""
+    save_folder(folder, {"network": options}, {NETWORK: network})
