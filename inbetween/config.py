@@ -110,6 +110,7 @@ class EvaluateConfig(FlowCommandConfig):
     method_options: dict[str, Any] = field(default_factory=dict)  # per interpolator: constructor options
     keyframe_method_options: dict[str, Any] = field(default_factory=dict)  # per keyframe generator
     flow_methods: list[str] = MISSING  # names of conf/flow/*.yaml scored on the flow dataset
+    interpolation_flows: list[str] = MISSING  # conf/flow/*.yaml each flow-using interpolator runs with; []: `flow`
     flow_method_options: dict[str, Any] = field(default_factory=dict)  # per flow estimator
     datasets: list[str] = MISSING  # captions, shots (keyframes); world, triplets, videos (interpolators); flow
     clip_score: Any = MISSING  # the CLIP model of the clip_score metric (instantiated)

@@ -235,15 +235,31 @@ def score_case(answer: Interpolated, case: Case) -> dict[str, float]:
 
 
 def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimator,
-                   description: str) -> list[dict[str, Any]]:
-    """Score every method on every case; one row per (case, method)."""
+                   description: str, method_flows: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Score every method on every case; one row per (case, method). ``flow_estimator`` gives real
+    cases their reference flow and the methods their flow, unless ``method_flows[NAME]`` names another."""
+    method_flows = method_flows or {}
     rows = []
     for case in progress_bar(cases, desc=description, unit="case"):
         with_reference_flow(case, flow_estimator)
         for name, method in methods.items():
-            rows.append({"subset": case.subset, "case": case.name, "method": name,
-                         **score_case(interpolate_case(method, flow_estimator, case), case)})
+            answer = interpolate_case(method, method_flows.get(name, flow_estimator), case)
+            rows.append({"subset": case.subset, "case": case.name, "method": name, **score_case(answer, case)})
     return rows
+
+
+def with_each_flow(methods: dict[str, Any], flows: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(methods, method_flows)`` for :func:`evaluate_cases`: each method that needs flow once per flow
+    estimator, named ``METHOD+FLOW``; methods without flow once, under their own name."""
+    expanded, method_flows = {}, {}
+    for name, method in methods.items():
+        if not method.needs_flow:
+            expanded[name] = method
+            continue
+        for flow_name, estimator in flows.items():
+            expanded[f"{name}+{flow_name}"] = method
+            method_flows[f"{name}+{flow_name}"] = estimator
+    return expanded, method_flows
 
 
 METRICS = ("psnr", "ssim", "warp_error", "s_per_frame", "flow_epe")
@@ -337,12 +353,18 @@ def _keyframe_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path)
 
 
 def _interpolation_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: Path) -> dict[str, float]:
-    """Score ``cfg.methods`` on the interpolation datasets; write one table per dataset."""
+    """Score ``cfg.methods`` on the interpolation datasets, each flow-using method with ``cfg.flow`` or,
+    when ``cfg.interpolation_flows`` lists estimators, once with each; write one table per dataset."""
     methods = load_methods(list(cfg.methods), options=cfg.method_options)
     flow_estimator = hydra.utils.instantiate(cfg.flow)
+    method_flows = None
+    if cfg.interpolation_flows:
+        flows = load_methods(list(cfg.interpolation_flows), "flow", cfg.flow_method_options, "flow_method_options")
+        methods, method_flows = with_each_flow(methods, flows)
     metrics: dict[str, float] = {}
     for dataset in datasets:
-        table = summarise(evaluate_cases(dataset_cases(dataset, cfg), methods, flow_estimator, dataset))
+        cases = dataset_cases(dataset, cfg)
+        table = summarise(evaluate_cases(cases, methods, flow_estimator, dataset, method_flows))
         markdown = write_table(output_dir, f"eval_{dataset}", table, ["subset", "method", "cases", *METRICS])
         print(f"\n## {dataset}\n\n{markdown}")
         metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]

@@ -85,3 +85,16 @@ def test_missing_data_names_the_path_tried(tmp_path):
     assert result.returncode == 2
     assert f"triplet folder '{tmp_path / 'nowhere' / 'adacof_testsets'}' does not exist" in result.stderr
     assert "INBETWEEN_DATA" in result.stderr
+
+
+def test_each_flow_using_interpolator_runs_with_each_flow_in_one_run(tmp_path):
+    output = tmp_path / "eval"
+    result = run_cli("evaluate", "datasets=[world]", "world.gaps=[8]", "world.clips_per_kind=1", "world.size=48",
+                     "methods=[linear,flow_warp]", "interpolation_flows=[dis,farneback]", f"output_dir={output}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = read_table(output / "eval_world.csv")
+    assert {method for _, method in table} == {"linear", "flow_warp+dis", "flow_warp+farneback"}
+    dis, farneback = (table[("gap 8", f"flow_warp+{flow}")] for flow in ("dis", "farneback"))
+    assert dis["flow_epe"] != farneback["flow_epe"] and dis["psnr"] != farneback["psnr"]
+    assert table[("gap 8", "linear")]["flow_epe"] == ""
