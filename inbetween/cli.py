@@ -39,6 +39,7 @@ USAGE = """usage: inbetween COMMAND [key=value ...] [--multirun] [hydra options]
 commands:
   generate      storyboard -> keyframes -> in-betweens -> video
                   inbetween generate storyboard=FILE|'[prompt, prompt, ...]' between=N seed=S output_dir=DIR
+                  inbetween generate storyboard=FILE reuse=EARLIER_DIR redo='[3]' output_dir=DIR   (redraw keyframe 3)
   interpolate   your own keyframes -> in-betweens -> video
                   inbetween interpolate images='[a.png,b.png,...]' between=N output_dir=DIR
   evaluate      PSNR / SSIM / warping error of interpolators against ground truth
@@ -84,16 +85,31 @@ def _record(cfg: DictConfig, command: str) -> dict[str, Any]:
     }
 
 
-def _run_stages(cfg: DictConfig, storyboard, command: str) -> None:
+def _run_stages(cfg: DictConfig, storyboard, command: str, plan: pipeline.KeyframePlan | None = None) -> None:
     stages = pipeline.Stages(_instantiate(cfg.keyframes), _instantiate(cfg.flow), _instantiate(cfg.interpolate))
     pipeline.run(storyboard, stages, cfg.seed, cfg.output_dir, cfg.output.scale, record=_record(cfg, command),
-                 gif_max_frames=cfg.output.gif_max_frames)
+                 gif_max_frames=cfg.output.gif_max_frames, plan=plan)
+
+
+def _keyframe_plan(cfg: DictConfig, storyboard) -> pipeline.KeyframePlan | None:
+    """The plan of ``reuse`` / ``redo`` or ``keyframe_seeds``; None for a plain run."""
+    redo, seeds = list(cfg.redo), _plain(cfg.keyframe_seeds)
+    if seeds is not None:
+        if cfg.reuse or redo:
+            raise InbetweenError("keyframe_seeds draws every keyframe anew; it does not mix with reuse or redo.")
+        if len(seeds) != len(storyboard.prompts):
+            raise InbetweenError(f"keyframe_seeds has {len(seeds)} seeds for {len(storyboard.prompts)} keyframes; "
+                                 "give one per keyframe, e.g. copied from an earlier run's run.json.")
+        return pipeline.KeyframePlan(seeds)
+    if redo and not cfg.reuse:
+        raise InbetweenError(f"redo={redo} redraws keyframes of an earlier run: add reuse=EARLIER_OUTPUT_DIR.")
+    return pipeline.reuse_plan(storyboard, cfg.seed, Path(cfg.reuse), redo) if cfg.reuse else None
 
 
 def generate(cfg: DictConfig) -> None:
     """``inbetween generate``: a storyboard's keyframes, filled with motion."""
     storyboard = load_storyboard(_plain(cfg.storyboard), cfg.between, cfg.fps)
-    _run_stages(cfg, storyboard, "generate")
+    _run_stages(cfg, storyboard, "generate", _keyframe_plan(cfg, storyboard))
 
 
 def interpolate(cfg: DictConfig) -> None:

@@ -56,6 +56,9 @@ class RunConfig(FlowCommandConfig):
 @dataclass
 class GenerateConfig(RunConfig):
     storyboard: Any = MISSING  # YAML file path, or a list of prompts (one shot)
+    reuse: Optional[str] = None  # an earlier run's output_dir: its keyframes are taken, but those in redo
+    redo: list[int] = field(default_factory=list)  # keyframes (numbered across shots) to draw anew; needs reuse
+    keyframe_seeds: Optional[list[int]] = None  # a seed per keyframe (as run.json records them); None: from seed
 
 
 @dataclass

@@ -13,6 +13,7 @@ crosses a cut.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -36,7 +37,8 @@ from inbetween.errors import InbetweenError
 from inbetween.progress import progress_bar
 from inbetween.storyboard import Shot, Storyboard
 from inbetween.sweep import RUN_RECORD, write_run_record
-from inbetween.video import contact_sheet, mp4_writer, to_uint8, upscale, viewing_scale, write_gif, write_png
+from inbetween.video import (contact_sheet, from_uint8, mp4_writer, read_image, to_uint8, upscale, viewing_scale,
+                             write_gif, write_png)
 from inbetween.world import faithfulness, identity_scores, parse_caption
 
 log = logging.getLogger(__name__)
@@ -65,14 +67,72 @@ def in_between_times(between: int) -> list[float]:
     return [j / (between + 1) for j in range(1, between + 1)]
 
 
-def make_keyframes(storyboard: Storyboard, generator, seed: int) -> list[torch.Tensor]:
-    """Each shot's keyframes ``(K, 3, H, W)``; every keyframe of the run has one size."""
-    shots = []
+def redo_seed(seed: int, keyframe: int) -> int:
+    """The seed keyframe ``keyframe`` is redrawn with in a run of seed ``seed`` (see :class:`KeyframePlan`)."""
+    return int(np.random.SeedSequence([seed, 1, keyframe]).generate_state(1)[0])
+
+
+@dataclass
+class KeyframePlan:
+    """How each keyframe of a run is made, numbered across shots: ``seeds[k]``, the seed it is drawn
+    with, and ``reused``: keyframes taken pixel for pixel from an earlier run instead (uint8 ``(H, W, 3)``).
+
+    A shot's keyframes that share a seed are drawn together, in one generator call with that seed
+    (so ``shared_noise`` keeps them one object); by default every keyframe of shot ``s`` has
+    :func:`shot_seed` ``(seed, s)``. Redrawing keyframe ``k`` gives it :func:`redo_seed` ``(seed, k)``, so it
+    is drawn alone; a run given the same ``seeds`` draws it again pixel for pixel.
+    """
+
+    seeds: list[int]
+    reused: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls, storyboard: Storyboard, seed: int) -> KeyframePlan:
+        return cls([shot_seed(seed, index) for index, shot in enumerate(storyboard.shots) for _ in shot.prompts])
+
+
+def reuse_plan(storyboard: Storyboard, seed: int, earlier: Path, redo: Sequence[int]) -> KeyframePlan:
+    """Take every keyframe but ``redo`` from the finished run in ``earlier`` (its ``keyframes/`` and its
+    ``run.json``'s seeds); redraw the ``redo`` ones with :func:`redo_seed`. Raises :class:`InbetweenError`
+    when ``earlier`` is not a finished run of this storyboard's keyframes."""
+    record = earlier / RUN_RECORD
+    if not record.is_file():
+        raise InbetweenError(f"reuse={earlier} is not a finished run (no {RUN_RECORD}); give the output_dir of an "
+                             "earlier `inbetween generate` run.")
+    run = json.loads(record.read_text())
+    earlier_prompts = [prompt for shot in run.get("shots", []) for prompt in shot["prompts"]]
+    count = len(storyboard.prompts)
+    if len(earlier_prompts) != count or "keyframe_seeds" not in run:
+        raise InbetweenError(f"reuse={earlier} has {len(earlier_prompts)} keyframes (and seeds: {'keyframe_seeds' in run}); "
+                             f"this storyboard has {count}. Reuse a run of the same storyboard.")
+    outside = [index for index in redo if not 0 <= index < count]
+    if outside:
+        raise InbetweenError(f"redo={list(redo)} names keyframes {outside}, outside 0..{count - 1}.")
+    changed = [index for index, (old, new) in enumerate(zip(earlier_prompts, storyboard.prompts))
+               if old != new and index not in redo]
+    if changed:
+        raise InbetweenError(f"the prompts of keyframes {changed} differ from the earlier run's; add them to redo "
+                             "(redo='[...]') or give them their earlier prompts.")
+    seeds = [redo_seed(seed, index) if index in redo else old for index, old in enumerate(run["keyframe_seeds"])]
+    reused = {index: read_image(earlier / "keyframes" / f"{index:02d}.png") for index in range(count) if index not in redo}
+    return KeyframePlan(seeds, reused)
+
+
+def make_keyframes(storyboard: Storyboard, generator, seed: int, plan: KeyframePlan | None = None) -> list[torch.Tensor]:
+    """Each shot's keyframes ``(K, 3, H, W)`` by ``plan`` (default: :meth:`KeyframePlan.default`); every
+    keyframe of the run has one size."""
+    plan = plan or KeyframePlan.default(storyboard, seed)
+    shots, first = [], 0
     progress = progress_bar(total=len(storyboard.prompts), desc="keyframes", unit="key")
-    for index, shot in enumerate(storyboard.shots):
-        keys = generator(list(shot.prompts), shot_seed(seed, index))
-        shots.append(keys)
+    for shot in storyboard.shots:
+        numbers = range(first, first + len(shot.prompts))
+        made: dict[int, torch.Tensor] = {k: from_uint8(plan.reused[k]) for k in numbers if k in plan.reused}
+        for group_seed in dict.fromkeys(plan.seeds[k] for k in numbers if k not in made):
+            group = [k for k in numbers if k not in made and plan.seeds[k] == group_seed]
+            made |= dict(zip(group, generator([storyboard.prompts[k] for k in group], group_seed)))
+        shots.append(torch.stack([made[k] for k in numbers]))
         progress.update(len(shot.prompts))
+        first += len(shot.prompts)
     progress.close()
     sizes = {tuple(keys.shape[-2:]) for keys in shots}
     if len(sizes) > 1:
@@ -217,17 +277,20 @@ def stage_precisions(stages: Stages) -> dict[str, str]:
 
 
 def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.PathLike,
-        scale: int | str = 1, record: dict | None = None, gif_max_frames: int = 240) -> dict:
+        scale: int | str = 1, record: dict | None = None, gif_max_frames: int = 240,
+        plan: KeyframePlan | None = None) -> dict:
     """Make the video of ``storyboard`` and write every output into ``output_dir``.
 
     Frames are written as they are made (see :class:`FrameWriter`) into a staging folder that
     is moved into place at the end. ``scale`` is the viewing upscale (:func:`viewing_scale`).
     ``record`` (resolved config, stage choices, ...) is stored in ``run.json`` beside the
-    seeds, versions, timings, warnings and metrics. Returns the ``run.json`` content.
+    seeds, versions, timings, warnings and metrics. ``plan`` says how each keyframe is made
+    (default :meth:`KeyframePlan.default`). Returns the ``run.json`` content.
     """
     if gif_max_frames < 1:
         raise InbetweenError(f"output.gif_max_frames must be 1 or more, got {gif_max_frames}.")
     torch.manual_seed(seed)
+    plan = plan or KeyframePlan.default(storyboard, seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     warnings = stages.keyframes.warnings(storyboard.prompts)
@@ -238,7 +301,7 @@ def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.
     frame_count = sum(shot.frame_count for shot in storyboard.shots)
     in_betweens = frame_count - len(storyboard.prompts)
     with torch.inference_mode(), tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as staging:
-        keys = make_keyframes(storyboard, stages.keyframes, seed)
+        keys = make_keyframes(storyboard, stages.keyframes, seed, plan)
         timings["keyframes_s"] = time.perf_counter() - started
         height, width = keys[0].shape[-2:]
         folder = Path(staging)
@@ -262,7 +325,8 @@ def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.
         summary = {
             **(record or {}),
             "seed": seed,
-            "shot_seeds": [shot_seed(seed, index) for index in range(len(storyboard.shots))],
+            "keyframe_seeds": plan.seeds,
+            "reused_keyframes": sorted(plan.reused),
             "shots": [{"prompts": list(shot.prompts), "between": shot.between} for shot in storyboard.shots],
             "fps": storyboard.fps,
             "frame_count": frame_count,

@@ -232,3 +232,42 @@ def test_multirun_sweep_leaves_summary_table(tmp_path, keyframe_files):
     assert header.startswith("| job |") and "| between |" in header and "| interpolate |" in header
     plot = read_image(sweep / "summary.png")  # a bar chart per metric
     assert plot.ndim == 3 and plot.shape[0] > 200 and plot.std() > 0
+
+
+def test_redo_one_keyframe_keeps_the_others_and_is_reproducible_from_its_seed(tmp_path):
+    storyboard = "storyboard=[a red circle at the left, a red circle at the center, a red circle at the right]"
+    first, redone, fresh = tmp_path / "first", tmp_path / "redone", tmp_path / "fresh"
+    assert run_cli("generate", storyboard, "between=0", f"output_dir={first}", cwd=tmp_path).returncode == 0
+    result = run_cli("generate", storyboard, "between=0", f"reuse={first}", "redo=[1]", f"output_dir={redone}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    keyframe = lambda run, k: (run / "keyframes" / f"{k:02d}.png").read_bytes()  # noqa: E731
+    assert keyframe(redone, 0) == keyframe(first, 0) and keyframe(redone, 2) == keyframe(first, 2)
+    assert keyframe(redone, 1) != keyframe(first, 1)
+    seeds = load_run(redone)["keyframe_seeds"]
+    assert seeds[0] == seeds[2] == load_run(first)["keyframe_seeds"][1] != seeds[1]
+    assert load_run(redone)["reused_keyframes"] == [0, 2]
+    result = run_cli("generate", storyboard, "between=0", f"keyframe_seeds=[{','.join(map(str, seeds))}]",
+                     f"output_dir={fresh}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert keyframe(fresh, 1) == keyframe(redone, 1)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["redo=[1]"], "add reuse=EARLIER_OUTPUT_DIR"),
+    (["reuse={first}", "redo=[5]"], "outside 0..2"),
+    (["reuse={nowhere}"], "is not a finished run"),
+    (["reuse={first}", "storyboard=[a red circle, a blue circle at the center, a red circle at the right]"],
+     "prompts of keyframes [0, 1] differ"),
+    (["keyframe_seeds=[1,2]"], "2 seeds for 3 keyframes"),
+], ids=["redo without reuse", "redo out of range", "reuse not a run", "changed prompt", "seeds count"])
+def test_redo_mistakes_exit_2(tmp_path, args, words):
+    first = tmp_path / "first"
+    storyboard = "storyboard=[a red circle at the left, a red circle at the center, a red circle at the right]"
+    assert run_cli("generate", "keyframes=world", storyboard, "between=0", f"output_dir={first}",
+                   cwd=tmp_path).returncode == 0
+    args = [arg.format(first=first, nowhere=tmp_path / "nowhere") for arg in args]
+    if not any(arg.startswith("storyboard=") for arg in args):
+        args.append(storyboard)
+    result = run_cli("generate", "keyframes=world", "between=0", *args, f"output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
