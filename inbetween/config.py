@@ -21,6 +21,7 @@ from inbetween.errors import InbetweenError
 #: How to fill a required setting that is left unset, by its last key.
 _MISSING_HINTS = {
     "images": "give two or more same-size keyframe images, e.g. images='[a.png,b.png,c.png]'",
+    "model": "a local diffusers pipeline folder, or one .safetensors file with keyframes.config (nothing is downloaded)",
     "checkpoint": ("it names a trained model folder (`inbetween train stage=interpolator output_dir=OUT` "
                    "writes OUT/model; no trained interpolator ships yet), or use a method that needs none, "
                    "such as flow_warp"),

@@ -18,7 +18,6 @@ Images are ``(B, 3, H, W)`` in ``[-1, 1]``; prompts are strings.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from checkpoints import shipped
 from inbetween.errors import InbetweenError
+from inbetween.imports import import_beside_torchvision
 from inbetween.video import atomic_path
 
 SPEC_FILE = "text_encoder.json"
@@ -42,36 +42,10 @@ WORLD_CLIP = {
 }
 
 
-def _define_missing_torchvision_ops() -> None:
-    """Declare the two operator schemas torchvision's Python side registers fakes for.
-
-    The only torchvision on the registry that matches CPU torch 2.13 is a CUDA build whose
-    C++ operators cannot load here, so ``import torchvision`` stops at
-    ``operator torchvision::nms does not exist``. open_clip needs only torchvision's Python
-    transforms; declaring the schemas lets the import finish. Calling ``nms`` would still fail.
-    """
-    library = torch.library.Library("torchvision", "FRAGMENT")
-    for op in ("nms", "qnms"):
-        library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _define_missing_torchvision_ops.library = library  # keep the registration alive
-
-
 def import_open_clip():
-    """``import open_clip``, working around a torchvision whose C++ operators do not load.
-
-    Does nothing special where torchvision imports normally.
-    """
-    try:
-        import torchvision  # noqa: F401, PLC0415
-    except RuntimeError as error:
-        if "torchvision::" not in str(error):
-            raise
-        for name in [name for name in sys.modules if name == "torchvision" or name.startswith("torchvision.")]:
-            del sys.modules[name]
-        _define_missing_torchvision_ops()
-    import open_clip  # noqa: PLC0415
-
-    return open_clip
+    """``import open_clip`` past a torchvision whose C++ operators do not load (see
+    :func:`inbetween.imports.import_beside_torchvision`)."""
+    return import_beside_torchvision("open_clip")
 
 
 class TextEncoder(nn.Module):

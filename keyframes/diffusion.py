@@ -151,6 +151,7 @@ class DiffusionKeyframes(KeyframeGenerator):
         if not unknown:
             return []
         return [f"keyframes={self.name} draws only the Shapes World (docs/WORLD.md) and left out the words it "
-                f"does not know: {'; '.join(unknown)}. For other subjects, bring your own keyframes "
-                "(inbetween interpolate images='[a.png,b.png]') or a model trained on them "
-                "(keyframes.checkpoint=DIR); keyframes=world renders Shapes World captions exactly."]
+                f"does not know: {'; '.join(unknown)}. For other subjects, use your own text-to-image model "
+                "(keyframes=pretrained keyframes.model=PATH), bring your own keyframes (inbetween interpolate "
+                "images='[a.png,b.png]') or a model trained on them (keyframes.checkpoint=DIR); keyframes=world "
+                "renders Shapes World captions exactly."]
