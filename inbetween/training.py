@@ -2,8 +2,9 @@
 
 A stage gives the trainer a :class:`TrainingTask` (model, data, loss, sample picture,
 export); :func:`train` does the rest: AdamW with linear warmup, an EMA of the weights,
-bf16 autocast or fp32 (``auto``: bf16 where the hardware has it), gradient clipping, data-parallel processes under ``torchrun``,
-checkpoints it resumes from, logs, sample grids, and the exported EMA model.
+bf16 autocast or fp32 (``auto``: bf16 where the hardware has it), gradient clipping,
+data-parallel processes under ``torchrun``, checkpoints it resumes from, logs, sample grids,
+and the exported EMA model.
 
 Determinism, so that a run killed and restarted ends bitwise equal to one that never
 stopped (on the same machine and process count): nothing depends on where a run started.
