@@ -122,22 +122,23 @@ def make_keyframes(storyboard: Storyboard, generator, seed: int, plan: KeyframeP
     """Each shot's keyframes ``(K, 3, H, W)`` by ``plan`` (default: :meth:`KeyframePlan.default`); every
     keyframe of the run has one size."""
     plan = plan or KeyframePlan.default(storyboard, seed)
+    made: dict[int, torch.Tensor] = {k: from_uint8(pixels) for k, pixels in plan.reused.items()}
+    progress = progress_bar(total=len(storyboard.prompts), desc="keyframes", unit="key", initial=len(made))
     shots, first = [], 0
-    progress = progress_bar(total=len(storyboard.prompts), desc="keyframes", unit="key")
     for shot in storyboard.shots:
         numbers = range(first, first + len(shot.prompts))
-        made: dict[int, torch.Tensor] = {k: from_uint8(plan.reused[k]) for k in numbers if k in plan.reused}
         for group_seed in dict.fromkeys(plan.seeds[k] for k in numbers if k not in made):
             group = [k for k in numbers if k not in made and plan.seeds[k] == group_seed]
             made |= dict(zip(group, generator([storyboard.prompts[k] for k in group], group_seed)))
-        shots.append(torch.stack([made[k] for k in numbers]))
-        progress.update(len(shot.prompts))
+            progress.update(len(group))
+        shots.append(list(numbers))
         first += len(shot.prompts)
     progress.close()
-    sizes = {tuple(keys.shape[-2:]) for keys in shots}
+    sizes = {tuple(key.shape[-2:]) for key in made.values()}
     if len(sizes) > 1:
-        raise InbetweenError(f"every keyframe of a run must have one size; the shots have sizes (H, W) {sorted(sizes)}.")
-    return shots
+        raise InbetweenError(f"every keyframe of a run must have one size; the keyframes have sizes (H, W) "
+                             f"{sorted(sizes)}.")
+    return [torch.stack([made[k] for k in numbers]) for numbers in shots]
 
 
 class FrameWriter:

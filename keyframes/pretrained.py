@@ -37,6 +37,7 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "euler": ("EulerDiscreteScheduler", {}),
 }
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CONSISTENCY = ("shared_noise", "independent")
 LAYOUTS = ("a diffusers pipeline folder (model_index.json beside unet/, vae/, text_encoder/, tokenizer/, scheduler/), "
            "or one .safetensors file of SD 1.x, SD 2.x or SDXL with keyframes.config=FOLDER")
@@ -78,15 +79,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: fp16 on CUDA, bf16 on a CPU that computes it natively, else fp32."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32``, ``bf16`` or ``fp16``; ``auto``: fp16 on CUDA, bf16 on a CPU that computes it natively, else fp32."""
     if precision not in PRECISIONS:
         raise InbetweenError(f"keyframes.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "bf16" if native_bf16(device) else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise InbetweenError("keyframes.precision=fp16 runs on CUDA only; use fp32 or bf16 on the CPU.")
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return precision
 
 
 class PretrainedKeyframes(KeyframeGenerator):
@@ -113,8 +114,8 @@ class PretrainedKeyframes(KeyframeGenerator):
             raise InbetweenError(f"keyframes.anchor_strength must be in [0, 1) (0: off), got {anchor_strength}.")
         path = check_model_path(model, config)
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(precision, self.device)
-        self.precision = str(self.dtype).removeprefix("torch.")
+        self.precision = resolve_precision(precision, self.device)
+        self.dtype = DTYPES[self.precision]
         diffusers = import_diffusers()
         self.pipeline = self._load(diffusers, path, config)
         scheduler_class, options = SCHEDULERS[scheduler]

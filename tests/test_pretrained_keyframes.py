@@ -104,7 +104,7 @@ def test_draws_keyframes_of_the_asked_size_reproducibly(tmp_path, model, first_r
     assert all(np.array_equal(x, y) for x, y in zip(first, again))
     assert not np.array_equal(first[0], other[0])
     run = load_run(first_run)
-    assert run["frame_count"] == 3 and run["precision"]["keyframes"] in ("float32", "bfloat16")
+    assert run["frame_count"] == 3 and run["precision"]["keyframes"] in ("fp32", "bf16")
     assert not np.array_equal(first[0], first[1])  # the prompts differ
 
 
