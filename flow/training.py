@@ -156,10 +156,11 @@ class FlowTask(TrainingTask):
             self._data = FlowPairs(self.photos()[0], **self.data_options)
         return self._data
 
-    def validation(self, items: int) -> FlowPairs:
-        """``items`` held-back pairs: half layered clips of validation photographs, half world clips."""
-        size = self.data_options.get("size", 128)
-        return FlowPairs(self.photos()[1], items // 2, items - items // 2, size, VALIDATION_SEED)
+    def validation(self, layered_items: int, world_items: int, size: int | None = None) -> FlowPairs:
+        """Held-back pairs: layered clips of the validation photographs and world clips, both with seeds
+        from :data:`VALIDATION_SEED`, at ``size`` (default: the training size)."""
+        return FlowPairs(self.photos()[1], layered_items, world_items, size or self.data_options.get("size", 128),
+                         VALIDATION_SEED)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         images = photometric(from_uint8(batch["images"].movedim(2, -1)), generator)
@@ -171,7 +172,7 @@ class FlowTask(TrainingTask):
         return loss / 2
 
     def sample_grid(self, model: nn.Module) -> np.ndarray:
-        pairs = self.validation(self.grid_pairs)
+        pairs = self.validation(self.grid_pairs // 2, self.grid_pairs - self.grid_pairs // 2)
         tiles, captions = [], []
         for index in range(len(pairs)):
             item = pairs[index]
@@ -189,13 +190,13 @@ class FlowTask(TrainingTask):
 
 
 @torch.no_grad()
-def validation_epe(network: nn.Module, pairs: FlowPairs) -> dict[str, float]:
-    """Mean end-point error of the 0 -> 1 flow on the layered and the world items of ``pairs``."""
+def validation_epe(estimator, pairs: FlowPairs) -> dict[str, float]:
+    """Mean end-point error of ``estimator``'s 0 -> 1 flow (any :class:`flow.base.FlowEstimator`) on the
+    layered and on the world items of ``pairs``."""
     errors: dict[str, list[float]] = {"layered": [], "world": []}
     for index in range(len(pairs)):
         item = pairs[index]
         images = from_uint8(item["images"].movedim(1, -1))
-        prediction = network(images[:1], images[1:])[-1][0]
         source = "layered" if index < pairs.layered_items else "world"
-        errors[source].append(endpoint_loss(prediction, item["flows"][:1].float()).item())
+        errors[source].append(endpoint_loss(estimator(images[:1], images[1:]), item["flows"][:1].float()).item())
     return {source: float(np.mean(values)) for source, values in errors.items() if values}
