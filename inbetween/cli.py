@@ -47,6 +47,8 @@ commands:
   train         train a model stage; rerun the same command to resume from output_dir's checkpoint
                   inbetween train stage=keyframes trainer.steps=N output_dir=DIR
                   torchrun --nproc_per_node=P -m inbetween train stage=keyframes output_dir=DIR
+  studio        the storyboard-to-video loop on a local web page (pip install -e ".[studio]")
+                  inbetween studio [--port 7860] [--workspace studio]
 
 Stage choices: keyframes=diffusion|world|images  flow=dis|farneback|learned  interpolate=flow_warp|diffusion|linear|minterpolate
                stage=clip|keyframes|flow|interpolator (train)
@@ -268,8 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, overrides = args[0], args[1:]
+    if command == "studio":
+        from inbetween import studio  # noqa: PLC0415 - not a Hydra command; its web framework is an extra
+
+        return studio.main(overrides)
     if command not in COMMANDS:
-        print(f"inbetween: error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}.\n\n{USAGE}",
+        print(f"inbetween: error: unknown command '{command}'; choose one of {', '.join([*COMMANDS, 'studio'])}."
+              f"\n\n{USAGE}",
               file=sys.stderr)
         return 2
     problem = _check_output_dir(overrides)

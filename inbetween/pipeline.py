@@ -119,10 +119,11 @@ def reuse_plan(storyboard: Storyboard, seed: int, earlier: Path, redo: Sequence[
 
 
 def make_keyframes(storyboard: Storyboard, generator, seed: int, plan: KeyframePlan | None = None) -> list[torch.Tensor]:
-    """Each shot's keyframes ``(K, 3, H, W)`` by ``plan`` (default: :meth:`KeyframePlan.default`); every
-    keyframe of the run has one size."""
+    """Each shot's keyframes ``(K, 3, H, W)`` by ``plan`` (default: :meth:`KeyframePlan.default`), the
+    storyboard's own images (:attr:`Storyboard.images`) taken as they are; every keyframe of the run has one size."""
     plan = plan or KeyframePlan.default(storyboard, seed)
     made: dict[int, torch.Tensor] = {k: from_uint8(pixels) for k, pixels in plan.reused.items()}
+    made |= {k: from_uint8(read_image(path)) for k, path in enumerate(storyboard.images) if path}
     progress = progress_bar(total=len(storyboard.prompts), desc="keyframes", unit="key", initial=len(made))
     shots, first = [], 0
     for shot in storyboard.shots:
@@ -271,6 +272,12 @@ def keyframe_metrics(storyboard: Storyboard, keyframes: list[np.ndarray]) -> dic
     return scores
 
 
+def shot_record(shot: Shot) -> dict[str, Any]:
+    """What ``run.json`` keeps of a shot: prompts, ``between``, and its own keyframe images if any."""
+    images = {"images": list(shot.images)} if any(shot.images) else {}
+    return {"prompts": list(shot.prompts), "between": shot.between, **images}
+
+
 def stage_precisions(stages: Stages) -> dict[str, str]:
     """The resolved numeric precision (bf16 / fp32) of each stage that runs a network."""
     named = {"keyframes": stages.keyframes, "flow": stages.flow, "interpolate": stages.interpolator}
@@ -294,7 +301,8 @@ def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.
     plan = plan or KeyframePlan.default(storyboard, seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    warnings = stages.keyframes.warnings(storyboard.prompts)
+    warnings = stages.keyframes.warnings([prompt for prompt, image in zip(storyboard.prompts, storyboard.images)
+                                          if image is None])
     for warning in warnings:
         log.warning(warning)
     timings: dict[str, float] = {}
@@ -328,7 +336,7 @@ def run(storyboard: Storyboard, stages: Stages, seed: int, output_dir: str | os.
             "seed": seed,
             "keyframe_seeds": plan.seeds,
             "reused_keyframes": sorted(plan.reused),
-            "shots": [{"prompts": list(shot.prompts), "between": shot.between} for shot in storyboard.shots],
+            "shots": [shot_record(shot) for shot in storyboard.shots],
             "fps": storyboard.fps,
             "frame_count": frame_count,
             "keyframe_count": len(storyboard.prompts),

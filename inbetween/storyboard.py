@@ -7,11 +7,14 @@ A storyboard file is YAML::
                           # (``between=N`` on the command line sets every shot's)
     shots:
       - prompts: ["a large red circle at the left", "a large red circle at the right"]
-      - prompts: ["a small blue square at the top on a white background"]
+      - prompts: ["a small blue square at the top on a white background",
+                  {image: drawn/square.png, prompt: "the square, drawn by hand"}]
         between: 3
 
-A list given on the command line is one shot. Interpolation never crosses from one shot
-into the next: a cut stays a cut.
+A keyframe is a prompt to draw, or ``{image: PATH}``: the animator's own picture, taken pixel for
+pixel (``prompt`` captions it on the contact sheet; default: the file's name). A relative path is
+read from the storyboard file's folder. A list given on the command line is one shot.
+Interpolation never crosses from one shot into the next: a cut stays a cut.
 """
 
 from __future__ import annotations
@@ -29,14 +32,21 @@ DEFAULT_BETWEEN = 7
 DEFAULT_FPS = 12.0
 _FILE_KEYS = {"fps", "between", "shots"}
 _SHOT_KEYS = {"prompts", "between"}
+_IMAGE_KEYS = {"image", "prompt"}
 
 
 @dataclass(frozen=True)
 class Shot:
-    """A run of keyframes that motion fills: ``between`` in-betweens per gap."""
+    """A run of keyframes that motion fills: ``between`` in-betweens per gap. ``images[k]``: the
+    path of keyframe ``k``'s own picture, or None where it is drawn from ``prompts[k]``."""
 
     prompts: tuple[str, ...]
     between: int
+    images: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.images:
+            object.__setattr__(self, "images", (None,) * len(self.prompts))
 
     @property
     def frame_count(self) -> int:
@@ -53,6 +63,11 @@ class Storyboard:
     def prompts(self) -> list[str]:
         """Every keyframe's prompt, across shots, in order."""
         return [prompt for shot in self.shots for prompt in shot.prompts]
+
+    @property
+    def images(self) -> list[str | None]:
+        """Every keyframe's own picture (None: drawn), across shots, in order."""
+        return [image for shot in self.shots for image in shot.images]
 
 
 def _check_between(value: Any, where: str) -> int:
@@ -78,6 +93,31 @@ def _check_prompts(prompts: Any, where: str) -> tuple[str, ...]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise InbetweenError(f"{where} has a prompt that is not a non-empty string: {prompt!r}.")
     return tuple(prompts)
+
+
+def _image_entry(entry: dict, where: str, folder: Path) -> tuple[str, str]:
+    """``(prompt, image path)`` of a keyframe given as ``{image: PATH, prompt: TEXT}``."""
+    unknown = set(entry) - _IMAGE_KEYS
+    if unknown or "image" not in entry:
+        raise InbetweenError(f"{where} has a keyframe {entry!r}; a keyframe is a prompt or {{image: PATH}} "
+                             f"(optionally with prompt: TEXT), keys {sorted(_IMAGE_KEYS)}.")
+    image = entry["image"]
+    if not isinstance(image, str) or not image.strip():
+        raise InbetweenError(f"{where} has a keyframe image that is not a path: {image!r}.")
+    path = folder / image
+    if not path.is_file():
+        raise InbetweenError(f"{where} names the keyframe image '{path}', which does not exist; give the path of "
+                             "a PNG or JPEG file (relative paths are read from the storyboard's folder).")
+    prompt = entry.get("prompt", path.name)
+    return _check_prompts([prompt], where)[0], str(path)
+
+
+def _shot_keyframes(raw: Any, where: str, folder: Path) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """A shot's prompts and own images (None where drawn) from its ``prompts`` list."""
+    if not isinstance(raw, list):
+        return _check_prompts(raw, where), ()  # says what 'prompts' must be
+    entries = [_image_entry(entry, where, folder) if isinstance(entry, dict) else (entry, None) for entry in raw]
+    return _check_prompts([prompt for prompt, _ in entries], where), tuple(image for _, image in entries)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -121,7 +161,8 @@ def _shots_from_file(path: Path, between: int | None, fps: float | None) -> Stor
             raise InbetweenError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_SHOT_KEYS)}.")
         shot_between = between if between is not None else _check_between(raw.get("between", file_between),
                                                                              f"of {where}")
-        shots.append(Shot(_check_prompts(raw.get("prompts"), where), shot_between))
+        prompts, images = _shot_keyframes(raw.get("prompts"), where, path.parent)
+        shots.append(Shot(prompts, shot_between, images))
     return Storyboard(tuple(shots), fps)
 
 

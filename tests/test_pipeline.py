@@ -12,11 +12,11 @@ import torch
 from tqdm import tqdm
 
 from flow import DISFlow
-from inbetween.pipeline import FrameWriter, Stages, fill_shot, large_run_notice
-from inbetween.storyboard import Shot
-from inbetween.video import from_uint8, read_image
+from inbetween.pipeline import FrameWriter, KeyframePlan, Stages, fill_shot, large_run_notice, make_keyframes
+from inbetween.storyboard import Shot, Storyboard
+from inbetween.video import from_uint8, read_image, to_uint8, write_png
 from interpolate import FlowWarpInterpolator, LinearInterpolator
-from keyframes import ImageKeyframes
+from keyframes import ImageKeyframes, WorldKeyframes
 from tests.conftest import textured_frames
 
 
@@ -64,3 +64,14 @@ def test_a_huge_run_is_announced():
     notice = large_run_notice(20001, 768, 1024, gif_stride=84)
     assert notice.startswith("this run makes 20001 frames of 1024x768 (47.2 GB of raw pixels)")
     assert "every 84th frame" in notice and "written to disk as they are made" in notice
+
+
+def test_own_pictures_are_taken_as_they_are_and_the_rest_drawn(tmp_path):
+    own = textured_frames(1, 64, 64)[0]
+    write_png(tmp_path / "own.png", own)
+    prompts = ("a large red circle at the left on a black background", "mine", "a small blue square on a white background")
+    storyboard = Storyboard((Shot(prompts[:2], 3, (None, str(tmp_path / "own.png"))), Shot(prompts[2:], 3)), fps=12)
+    world = WorldKeyframes(size=64)
+    keys = make_keyframes(storyboard, world, seed=0, plan=KeyframePlan([1, 1, 2]))
+    assert np.array_equal(to_uint8(keys[0][1]), own)
+    assert torch.equal(keys[0][0], world([prompts[0]], 1)[0]) and torch.equal(keys[1][0], world([prompts[2]], 2)[0])

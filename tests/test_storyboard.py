@@ -74,3 +74,22 @@ def test_missing_file_suggests_list_syntax(tmp_path):
 def test_negative_between_on_command_line():
     with pytest.raises(InbetweenError, match="0 or more"):
         load_storyboard(["a", "b"], between=-2)
+
+
+def test_a_keyframe_can_be_the_animators_own_picture(tmp_path):
+    (tmp_path / "drawn").mkdir()
+    (tmp_path / "drawn" / "key.png").write_bytes(b"")  # existence is checked here; pixels when the run reads it
+    board = load_storyboard(str(write(tmp_path, "shots:\n  - prompts: [a red circle, {image: drawn/key.png}]\n"
+                                                "  - prompts: [{image: drawn/key.png, prompt: mine}]\n")))
+    assert board.prompts == ["a red circle", "key.png", "mine"]
+    assert board.images == [None, str(tmp_path / "drawn" / "key.png"), str(tmp_path / "drawn" / "key.png")]
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("{image: missing.png}", "does not exist"),
+    ("{picture: a.png}", "a keyframe is a prompt or {image: PATH}"),
+    ("{image: 3}", "not a path"),
+])
+def test_bad_keyframe_pictures_name_the_problem(tmp_path, entry, message):
+    with pytest.raises(InbetweenError, match=__import__("re").escape(message)):
+        load_storyboard(str(write(tmp_path, f"shots:\n  - prompts: [a, {entry}]\n")))
