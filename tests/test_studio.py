@@ -130,6 +130,9 @@ def test_redraw_and_upload_change_only_that_keyframe(studio_app):
     assert [name for name in after if after[name] != final[name]] == ["keyframes/02.png"]
     assert np.array_equal(read_image(runs / replaced["run"] / "keyframes" / "02.png"), drawn)
 
+    saved = yaml.safe_dump(board).encode()  # as the page saves it: uploaded pictures by name
+    assert client.post("/api/storyboard/read", data=saved).get_json() == board
+
     not_a_picture = client.post("/api/upload", data={"image": (io.BytesIO(b"hello"), "notes.txt")},
                                 content_type="multipart/form-data")
     assert not_a_picture.status_code == 400 and "could not be read" in not_a_picture.get_json()["error"]
@@ -148,6 +151,8 @@ def test_bad_input_gets_the_cli_message_and_leaves_no_run(studio_app, tmp_path: 
     unplaced = re.sub(r"'[^']*storyboard.yaml'", "'FILE'", refused.get_json()["error"])
     assert unplaced == cli_message.replace(f"'{board}'", "'FILE'")
     assert "must be 0 or more" in cli_message
+    unreadable = client.post("/api/storyboard/read", data=b"shots: []\n")
+    assert unreadable.status_code == 400 and "non-empty list of shots" in unreadable.get_json()["error"]
 
     # A mistake only the command finds (no trained interpolator given): the job fails with its message.
     keys = run_job(client, runner, "keyframes", storyboard=TWO_SHOTS, stages=WORLD)

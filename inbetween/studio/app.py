@@ -190,15 +190,16 @@ def create_app(workspace_root: Path) -> Flask:
 
     @app.post("/api/storyboard/read")
     def read_storyboard() -> tuple[Response, int]:
-        """A storyboard YAML (the request's body) as the page's JSON, or the command line's message."""
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / "storyboard.yaml"
-            path.write_bytes(request.get_data())
+        """A storyboard YAML (the request's body) as the page's JSON, or the command line's message. It is
+        checked from ``uploads/``, so the pictures of a storyboard the page saved are found."""
+        with tempfile.NamedTemporaryFile(dir=workspace.uploads, prefix=".read-", suffix=".yaml") as file:
+            file.write(request.get_data())
+            file.flush()
             try:
-                load_storyboard(path)
+                load_storyboard(Path(file.name))
             except InbetweenError as error:
                 return jsonify(error=str(error)), 400
-            return jsonify(yaml.safe_load(path.read_text(encoding="utf-8"))), 200
+            return jsonify(yaml.safe_load(Path(file.name).read_text(encoding="utf-8"))), 200
 
     @app.post("/api/upload")
     def upload() -> tuple[Response, int]:
