@@ -129,6 +129,8 @@ def test_redraw_and_upload_change_only_that_keyframe(studio_app):
     final = files_of(runs / replaced["run"], "keyframes/*.png")
     assert [name for name in after if after[name] != final[name]] == ["keyframes/02.png"]
     assert np.array_equal(read_image(runs / replaced["run"] / "keyframes" / "02.png"), drawn)
+    redraw_seeds = [load_run(runs / job["run"])["seed"] for job in (first, redrawn, replaced)]
+    assert redraw_seeds[0] == 0 and len(set(redraw_seeds)) == 3  # every redraw draws with a fresh seed
 
     saved = yaml.safe_dump(board).encode()  # as the page saves it: uploaded pictures by name
     assert client.post("/api/storyboard/read", data=saved).get_json() == board

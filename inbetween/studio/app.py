@@ -100,27 +100,31 @@ class Workspace:
         return path
 
 
-def _job_overrides(body: dict[str, Any], storyboard: Path) -> list[str]:
-    """The command's overrides shared by every job: storyboard, seed, stages and their settings."""
+def _stage_overrides(body: dict[str, Any], storyboard: Path) -> list[str]:
+    """The command's overrides shared by every job: storyboard, stages and their settings."""
+    stages = body.get("stages") or {}
+    return [f"storyboard={storyboard}", *stage_overrides(stages.get("choices") or {}, stages.get("settings") or {})]
+
+
+def _page_seed(body: dict[str, Any]) -> int:
     seed = body.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InbetweenError(f"seed must be a whole number 0 or more, got {seed!r}.")
-    stages = body.get("stages") or {}
-    return [f"storyboard={storyboard}", f"seed={seed}",
-            *stage_overrides(stages.get("choices") or {}, stages.get("settings") or {})]
+    return seed
 
 
 def _action_overrides(workspace: Workspace, action: str, body: dict[str, Any]) -> list[str]:
-    """The overrides that make the command do ``action`` (see the module's docstring)."""
+    """The overrides that make the command do ``action`` (see the module's docstring). A redraw runs
+    with a fresh seed, so that each redraw of a keyframe gives a new picture (``run.json`` keeps it)."""
     if action == "keyframes":
-        return ["between=0"]
+        return [f"seed={_page_seed(body)}", "between=0"]
     earlier = workspace.finished_run(body.get("from_run"))
     if action == "fill":
-        return [f"reuse={earlier}"]
+        return [f"seed={_page_seed(body)}", f"reuse={earlier}"]
     index = body.get("index")
     if isinstance(index, bool) or not isinstance(index, int):
         raise InbetweenError(f"redraw needs the keyframe's number, got {index!r}.")
-    return [f"reuse={earlier}", f"redo=[{index}]", f"seed={secrets.randbelow(2**31)}", "between=0"]
+    return [f"seed={secrets.randbelow(2**31)}", f"reuse={earlier}", f"redo=[{index}]", "between=0"]
 
 
 def _start_job(workspace: Workspace, runner: JobRunner, action: str) -> tuple[Response, int]:
@@ -134,7 +138,7 @@ def _start_job(workspace: Workspace, runner: JobRunner, action: str) -> tuple[Re
     run_dir = workspace.new_run(action)
     try:
         storyboard = workspace.write_input(run_dir, body.get("storyboard"))
-        overrides = _job_overrides(body, storyboard) + _action_overrides(workspace, action, body)
+        overrides = _stage_overrides(body, storyboard) + _action_overrides(workspace, action, body)
         job = runner.start(action, run_dir, overrides)
     except (InbetweenError, Busy) as error:
         shutil.rmtree(run_dir, ignore_errors=True)
