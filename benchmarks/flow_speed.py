@@ -52,7 +52,8 @@ print(before, peak_mib())
 
 
 def estimators(checkpoint: str | None) -> dict:
-    return {"dis": DISFlow(), "learned": LearnedFlow(checkpoint)}
+    return {"dis": DISFlow(), "learned, refine none": LearnedFlow(checkpoint, refine="none"),
+            "learned (refine fuse)": LearnedFlow(checkpoint)}
 
 
 def measure(height: int, width: int, between: int, repeats: int, checkpoint: str | None) -> list[dict]:

@@ -35,7 +35,9 @@ from torch import nn
 
 from checkpoints import shipped
 from flow.base import FlowEstimator
+from flow.opencv import DISFlow
 from inbetween.errors import InbetweenError
+from inbetween.warp import backward_warp
 from inbetween.weights import load_weights, read_config, save_folder
 
 NETWORK = "flow"  # flow.safetensors
@@ -187,28 +189,66 @@ def _pad_to_stride(image: torch.Tensor) -> torch.Tensor:
     return F.pad(image, (0, -width % STRIDE, 0, -height % STRIDE), mode="replicate")
 
 
+def fuse_by_warp_error(image0: torch.Tensor, image1: torch.Tensor, candidates: list[torch.Tensor],
+                       window: int) -> torch.Tensor:
+    """Per pixel, the candidate flow ``(B, 2, H, W)`` (image 0 -> 1) whose backward warp of ``image1``
+    ``(B, 3, H, W)`` matches ``image0`` best: mean absolute colour difference over a ``window`` x
+    ``window`` box around the pixel; ties go to the earlier candidate."""
+    costs = torch.cat([F.avg_pool2d((backward_warp(image1, flow) - image0).abs().mean(1, keepdim=True), window, 1,
+                                    window // 2, count_include_pad=False) for flow in candidates], dim=1)
+    best = costs.argmin(dim=1, keepdim=True)  # argmin returns the first of equal costs
+    return torch.stack(candidates, dim=1).gather(1, best[:, :, None].expand(-1, -1, 2, -1, -1))[:, 0]
+
+
+REFINEMENTS = ("none", "dis", "fuse")
+
+
 class LearnedFlow(FlowEstimator):
     """Flow from a trained :class:`MatchingFlowNet` model folder (``inbetween train stage=flow`` writes
     ``OUT/model``; the shipped one is ``checkpoints/flow``).
 
     * ``max_tokens``: the most positions matched at 1/8 resolution; larger images are matched on a
       downsampled copy (memory of the correlation grows with its square).
+    * ``refine``: what follows the network at full resolution. ``none``: its flow as it is; ``dis``: DIS
+      (:meth:`flow.DISFlow.refine`) started from it, which sharpens edges and small motion of real
+      texture but may trade a right match on a flat region for a wrong one; ``fuse``: per pixel,
+      whichever of the two warps the other frame onto this one better over a ``fuse_window`` box
+      (:func:`fuse_by_warp_error`).
     """
 
     name = "learned"
 
-    def __init__(self, checkpoint: str | None = None, max_tokens: int = 256, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: str | None = None, max_tokens: int = 256, refine: str = "fuse",
+                 fuse_window: int = 5, device: str = "cpu") -> None:
         if max_tokens < 16:
             raise InbetweenError(f"max_tokens must be 16 or more, got {max_tokens}.")
+        if refine not in REFINEMENTS:
+            raise InbetweenError(f"unknown refine {refine!r}; choose one of {list(REFINEMENTS)}.")
+        if fuse_window < 1 or fuse_window % 2 == 0:
+            raise InbetweenError(f"fuse_window must be an odd number of pixels, got {fuse_window}.")
         self.device = torch.device(device)
         self.network = load_network(checkpoint or shipped("flow"), self.device)
-        self.max_tokens = max_tokens
+        self.max_tokens, self.refine, self.fuse_window = max_tokens, refine, fuse_window
+        self.dis = DISFlow()
 
     @torch.no_grad()
     def bidirectional(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image0.shape != image1.shape:
             raise InbetweenError(f"flow needs two images of the same size; got {tuple(image0.shape)} and "
                                  f"{tuple(image1.shape)}")
+        flows = [flow.to(image0.device) for flow in self._network_flows(image0, image1)]
+        if self.refine == "none":
+            return flows[0], flows[1]
+        pairs = ((image0, image1), (image1, image0))
+        refined = [self.dis.refine(first, second, flow) for (first, second), flow in zip(pairs, flows)]
+        if self.refine == "dis":
+            return refined[0], refined[1]
+        fused = [fuse_by_warp_error(first, second, [flow, better], self.fuse_window)
+                 for (first, second), flow, better in zip(pairs, flows, refined)]
+        return fused[0], fused[1]
+
+    def _network_flows(self, image0: torch.Tensor, image1: torch.Tensor) -> list[torch.Tensor]:
+        """The network's two flows at the images' size, matched at most ``max_tokens`` positions."""
         height, width = image0.shape[-2:]
         scale = min(1.0, math.sqrt(self.max_tokens * STRIDE * STRIDE / (height * width)))
         pair = [x.to(self.device, torch.float32) for x in (image0, image1)]
@@ -222,7 +262,7 @@ class LearnedFlow(FlowEstimator):
             factor = torch.tensor([width / small_width, height / small_height], device=self.device).view(1, 2, 1, 1)
             flows = [F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False) * factor
                      for flow in flows]
-        return flows[0].to(image0.device), flows[1].to(image0.device)
+        return flows
 
     def __call__(self, image0: torch.Tensor, image1: torch.Tensor) -> torch.Tensor:
         return self.bidirectional(image0, image1)[0]

@@ -27,6 +27,11 @@ def to_gray_uint8(image: torch.Tensor) -> list[np.ndarray]:
     return [cv2.cvtColor(np.ascontiguousarray(item), cv2.COLOR_RGB2GRAY) for item in to_uint8(image)]
 
 
+def stack_flows(flows: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """``B`` flows ``(H, W, 2)`` -> float32 ``(B, 2, H, W)`` on ``device``."""
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().contiguous().to(device)
+
+
 class _OpenCVFlow(FlowEstimator):
     """Runs :meth:`_flow` on each grey pair and stacks the ``(H, W, 2)`` results."""
 
@@ -39,8 +44,7 @@ class _OpenCVFlow(FlowEstimator):
                 f"flow needs two images of the same size; got {tuple(image0.shape)} and {tuple(image1.shape)}"
             )
         flows = [self._flow(g0, g1) for g0, g1 in zip(to_gray_uint8(image0), to_gray_uint8(image1))]
-        stacked = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().contiguous()
-        return stacked.to(image0.device)
+        return stack_flows(flows, image0.device)
 
 
 class DISFlow(_OpenCVFlow):
@@ -107,13 +111,25 @@ class DISFlow(_OpenCVFlow):
                 getattr(dis, "set" + setting)(value)
         return dis
 
-    def _flow(self, gray0: np.ndarray, gray1: np.ndarray) -> np.ndarray:
+    def _flow(self, gray0: np.ndarray, gray1: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+        """DIS flow ``(H, W, 2)``; with ``initial`` (float32 ``(H, W, 2)``), DIS starts its coarsest level
+        from that flow instead of zero."""
         # DIS refuses tiny images: replicate the border up to the minimum, then crop.
         height, width = gray0.shape
         pad_y, pad_x = max(0, _DIS_MIN_SIZE - height), max(0, _DIS_MIN_SIZE - width)
         if pad_y or pad_x:
             gray0, gray1 = (cv2.copyMakeBorder(g, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) for g in (gray0, gray1))
-        return self._make().calc(gray0, gray1, None)[:height, :width]
+        if initial is not None:
+            initial = cv2.copyMakeBorder(np.ascontiguousarray(initial, np.float32), 0, pad_y, 0, pad_x,
+                                         cv2.BORDER_REPLICATE)
+        return self._make().calc(gray0, gray1, initial)[:height, :width]
+
+    def refine(self, image0: torch.Tensor, image1: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+        """DIS flow ``(B, 2, H, W)`` of ``image0`` to ``image1`` started from ``initial`` ``(B, 2, H, W)``
+        (e.g. a learned flow that found the large motion): DIS keeps what it can improve at full resolution."""
+        starts = initial.detach().cpu().permute(0, 2, 3, 1).float().numpy()
+        flows = [self._flow(g0, g1, start) for g0, g1, start in zip(to_gray_uint8(image0), to_gray_uint8(image1), starts)]
+        return stack_flows(flows, image0.device)
 
 
 class FarnebackFlow(_OpenCVFlow):
