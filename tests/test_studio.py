@@ -185,7 +185,8 @@ CHROMIUM = Path(os.environ.get("INBETWEEN_CHROMIUM", "/usr/bin/chromium"))
 
 @pytest.mark.slow
 def test_page_in_a_real_browser(tmp_path: Path):
-    """Open the page, draw the demo storyboard's keyframes (Shapes World renders), fill the motion, play it.
+    """Open the page, give the demo storyboard's last keyframe a picture of our own, draw the others
+    (Shapes World renders), fill the motion, play it.
 
     Needs Debian's chromium (``apt-get install chromium``) and ``pip install -e '.[studio,browser-test]'``;
     the screenshot is ``page.png`` in the test's tmp folder (the README's picture)."""
@@ -204,6 +205,11 @@ def test_page_in_a_real_browser(tmp_path: Path):
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector(".shot")
             page.select_option("#choice-keyframes", "world")
+            own = np.zeros((128, 128, 3), np.uint8)
+            own[32:96, 16:112] = (40, 220, 60)
+            write_png(tmp_path / "own.png", own)
+            page.locator(".shot").nth(1).locator("input[type=file]").last.set_input_files(str(tmp_path / "own.png"))
+            page.wait_for_selector(".shot >> nth=1 >> img")  # the editor shows the picture in place of the prompt
             page.click("#draw")
             page.wait_for_selector("#keyframes figure img", timeout=120_000)
             assert page.locator("#keyframes figure").count() == 6
@@ -225,6 +231,8 @@ def test_page_in_a_real_browser(tmp_path: Path):
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             browser.close()
         assert (tmp_path / "page.png").stat().st_size > 10_000
+        (run,) = [folder for folder in (tmp_path / "workspace" / "runs").iterdir() if folder.name.endswith("-fill")]
+        assert np.array_equal(read_image(run / "keyframes" / "05.png"), own)
         if os.environ.get("INBETWEEN_SCREENSHOT"):
             shutil.copyfile(tmp_path / "page.png", os.environ["INBETWEEN_SCREENSHOT"])
     finally:

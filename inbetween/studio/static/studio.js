@@ -49,6 +49,8 @@ function renderShots() {
           shot.prompts[k] = typeof entry === "string" ? event.target.value : { ...entry, prompt: event.target.value };
         },
       }),
+      element("label", { class: "file-button", title: "use your own picture for this keyframe" }, "picture…",
+        element("input", { type: "file", accept: "image/*", onchange: (event) => usePicture(shot, k, event) })),
       element("button", { type: "button", text: "×", title: "remove this keyframe",
         onclick: () => { shot.prompts.splice(k, 1); if (!shot.prompts.length) state.board.shots.splice(s, 1); renderShots(); } })));
     const between = element("input", { type: "number", min: "0", value: shot.between ?? "", placeholder: "board's",
@@ -59,6 +61,22 @@ function renderShots() {
       ...entries,
       element("button", { type: "button", text: "Add keyframe", onclick: () => { shot.prompts.push(""); renderShots(); } })));
   });
+}
+
+async function uploadPicture(file) {
+  const form = new FormData();
+  form.append("image", file);
+  return (await api("/api/upload", { method: "POST", body: form })).image;
+}
+
+async function usePicture(shot, k, event) {
+  const file = event.target.files[0];
+  if (!file) return;
+  try {
+    shot.prompts[k] = { image: await uploadPicture(file), prompt: promptText(shot.prompts[k]) || file.name };
+    renderShots();
+    showError(null);
+  } catch (error) { showError(error.message); }
 }
 
 function setBoard(board) {
@@ -200,10 +218,8 @@ function boardEntry(index) {
 async function replaceKeyframe(index, event) {
   const file = event.target.files[0];
   if (!file) return;
-  const form = new FormData();
-  form.append("image", file);
   try {
-    const { image } = await api("/api/upload", { method: "POST", body: form });
+    const image = await uploadPicture(file);
     const [shot, k] = boardEntry(index);
     shot.prompts[k] = { image, prompt: promptText(shot.prompts[k]) || file.name };
     renderShots();
