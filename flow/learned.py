@@ -17,8 +17,9 @@
 
 Images of any size run: they are edge-padded to a multiple of 8; an image with more than
 ``max_tokens`` positions at 1/8 is matched at a coarser scale (downsampled first, the flow
-upsampled and scaled back), so memory stays bounded; the default, 256 positions, is the grid the
-shipped model was trained on (16x16 at 128 px), best on held-back photographs at 320 px.
+upsampled and scaled back), so memory stays bounded; the default, 256 positions (16x16), scored
+best on held-back photographs at 320 px with the shipped model (trained on 16x16, then 24x24 grids).
+:class:`LearnedFlow` then refines at full resolution (``refine``).
 
 A model folder holds ``config.json`` (network options) and ``flow.safetensors`` (float16 weights).
 """
