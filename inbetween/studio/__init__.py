@@ -18,7 +18,8 @@ DEFAULT_PORT = 7860
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inbetween studio", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="inbetween studio",
+                                     description="The storyboard-to-video loop on a local web page.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default 127.0.0.1: this machine only)")
