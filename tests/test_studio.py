@@ -117,10 +117,8 @@ def test_redraw_and_upload_change_only_that_keyframe(studio_app):
 
     drawn = np.zeros((64, 64, 3), np.uint8)
     drawn[20:44, 10:30] = (0, 200, 90)
-    picture = io.BytesIO()
-    write_png(Path(runs.parent / "drawn.png"), drawn)
-    picture.write((runs.parent / "drawn.png").read_bytes())
-    picture.seek(0)
+    write_png(runs.parent / "drawn.png", drawn)
+    picture = io.BytesIO((runs.parent / "drawn.png").read_bytes())
     upload = client.post("/api/upload", data={"image": (picture, "drawn.png")}, content_type="multipart/form-data")
     assert upload.status_code == 200
     board["shots"][0]["prompts"][2] = {"image": upload.get_json()["image"], "prompt": "my own circle"}

@@ -132,9 +132,10 @@ def _start_job(workspace: Workspace, runner: JobRunner, action: str) -> tuple[Re
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify(error="send the job as a JSON object."), 400
-    if runner.busy():
-        return jsonify(error=f"{runner.current.action} is still running; one job runs at a time: wait for it "
-                             "to finish, then ask again."), 409
+    try:
+        runner.refuse_if_busy()  # before a run folder is made; start() checks again under its lock
+    except Busy as error:
+        return jsonify(error=str(error)), 409
     run_dir = workspace.new_run(action)
     try:
         storyboard = workspace.write_input(run_dir, body.get("storyboard"))

@@ -66,14 +66,18 @@ class JobRunner:
     def busy(self) -> bool:
         return self.current is not None and self.current.state == "running"
 
+    def refuse_if_busy(self) -> None:
+        """Raise :class:`Busy`, naming the running job, while one runs."""
+        if self.busy():
+            job = self.current
+            raise Busy(f"a job is still running ({job.action}, run {job.run}); one job runs at a time: "
+                       "wait for it to finish, then ask again.")
+
     def start(self, action: str, run_dir: Path, overrides: Sequence[str]) -> Job:
         """Start ``inbetween generate OVERRIDES output_dir=RUN_DIR``; raises :class:`Busy` while a job runs.
         ``run_dir`` is this job's own folder: it is removed if the command fails."""
         with self._lock:
-            if self.busy():
-                job = self.current
-                raise Busy(f"a job is still running ({job.action}, run {job.run}); one job runs at a time: "
-                           "wait for it to finish, then ask again.")
+            self.refuse_if_busy()
             self.current = Job(action, run_dir.name)
             job = self.current
         command = [sys.executable, "-m", "inbetween", "generate", *overrides, f"output_dir={run_dir}"]
