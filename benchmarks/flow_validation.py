@@ -2,24 +2,39 @@
 
     python benchmarks/flow_validation.py [--checkpoint DIR] [--layered 20] [--world 20] [--size 128]
                                          [--max-tokens 256 1024] [--refine none dis fuse]
+                                         [--fuse-thresholds 2] [--warp-clips-per-kind 4]
 
 Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th training photograph
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
-``--max-tokens`` and ``--refine``) in the same run; the table this chooses ``flow.max_tokens`` and
-``flow.refine`` by.
+``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
+run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
+``--warp-clips-per-kind N`` it also scores ``flow_warp`` with each estimator (mean PSNR of the 7
+in-betweens) on N validation world clips per kind, keyframes 8 frames apart, at 128 px: lower error
+does not always warp better.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from flow import DISFlow
 from flow.learned import REFINEMENTS, LearnedFlow
-from flow.training import FlowTask, validation_epe
+from flow.training import VALIDATION_SEED, FlowTask, validation_epe
 from inbetween import config
+from inbetween.evaluation import Case, interpolate_case, score_case, world_cases
 from inbetween.sweep import markdown_table
+from interpolate import FlowWarpInterpolator
+
+WARP_COLUMN = "flow_warp dB, world gap 8"
+
+
+def warp_psnr(estimator, cases: list[Case]) -> float:
+    """Mean PSNR (dB) of ``flow_warp`` with ``estimator``'s flow over ``cases``."""
+    warp = FlowWarpInterpolator()
+    return float(np.mean([score_case(interpolate_case(warp, estimator, case), case)["psnr"] for case in cases]))
 
 
 def main() -> None:
@@ -30,16 +45,29 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[256])
     parser.add_argument("--refine", nargs="+", default=["none", "fuse"], choices=REFINEMENTS)
+    parser.add_argument("--fuse-thresholds", type=float, nargs="*", default=[],
+                        help="also run refine fuse with each of these fuse_threshold values (pixels)")
+    parser.add_argument("--warp-clips-per-kind", type=int, default=0,
+                        help="score flow_warp on this many validation world clips per kind (0: skip)")
     args = parser.parse_args()
     task = FlowTask(f"{config.data_root()}/train/photos")
     pairs = task.validation(args.layered, args.world, args.size)
-    estimators = {"dis": DISFlow(), **{f"learned, max_tokens {tokens}, refine {refine}":
-                                       LearnedFlow(args.checkpoint, tokens, refine)
-                                       for tokens in args.max_tokens for refine in args.refine}}
+    settings = [(refine, None) for refine in args.refine]
+    settings += [("fuse", threshold) for threshold in args.fuse_thresholds]
+    estimators = {"dis": DISFlow()}
+    for tokens in args.max_tokens:
+        for refine, threshold in settings:
+            name = f"learned, max_tokens {tokens}, refine {refine}" + (f", fuse_threshold {threshold:g}"
+                                                                      if threshold is not None else "")
+            estimators[name] = LearnedFlow(args.checkpoint, tokens, refine, fuse_threshold=threshold)
+    warp_cases = list(world_cases([8], 9, args.warp_clips_per_kind, 128, VALIDATION_SEED))
     with torch.inference_mode():
-        rows = [{"method": name, **validation_epe(estimator, pairs)} for name, estimator in estimators.items()]
-    print(f"validation pairs at {args.size} px: {args.layered} layered, {args.world} world; mean end-point error (px)\n")
-    print(markdown_table(rows, ["method", *[key for key in ("layered", "world") if key in rows[0]]]))
+        rows = [{"method": name, **validation_epe(estimator, pairs),
+                 **({WARP_COLUMN: warp_psnr(estimator, warp_cases)} if warp_cases else {})}
+                for name, estimator in estimators.items()]
+    print(f"validation pairs at {args.size} px: {args.layered} layered, {args.world} world; mean end-point error (px)"
+          + (f"; flow_warp on {len(warp_cases)} validation world clips at 128 px" if warp_cases else "") + "\n")
+    print(markdown_table(rows, ["method", *[key for key in ("layered", "world", WARP_COLUMN) if key in rows[0]]]))
 
 
 if __name__ == "__main__":

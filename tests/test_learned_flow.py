@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flow import DISFlow, endpoint_error
-from flow.learned import LearnedFlow, MatchingFlowNet, fuse_by_warp_error, global_matching, save_network
+from flow.learned import LearnedFlow, MatchingFlowNet, fuse_flows, global_matching, save_network
 from inbetween.errors import InbetweenError
 from inbetween.flow_eval import read_flo
 from inbetween.video import from_uint8
@@ -59,6 +59,8 @@ def test_bad_folder_and_options_are_clear(tmp_path, tiny_folder):
         LearnedFlow(str(tiny_folder), refine="raft")
     with pytest.raises(InbetweenError, match="fuse_window must be an odd"):
         LearnedFlow(str(tiny_folder), fuse_window=4)
+    with pytest.raises(InbetweenError, match="fuse_threshold is a distance in pixels and must be > 0"):
+        LearnedFlow(str(tiny_folder), fuse_threshold=0)
 
 
 def _large_world_pair(seed: int, size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -80,15 +82,26 @@ def test_dis_started_from_a_rough_flow_finds_the_large_motion():
     assert refined < 0.25 * endpoint_error(rough, truth) and refined < 0.1 * endpoint_error(dis(image0, image1), truth)
 
 
-def test_fusion_takes_per_pixel_the_flow_that_warps_better():
-    image0, image1, truth = _large_world_pair(600011)
-    wrong = torch.zeros_like(truth)
-    half = truth.clone()
-    half[..., 64:] = 0  # right where the left half is, nothing where the right half is
-    for candidates in ([wrong, half], [half, wrong]):
-        fused = fuse_by_warp_error(image0, image1, candidates, window=5)
-        assert endpoint_error(fused, truth) <= endpoint_error(half, truth) + 1e-6
-    assert torch.equal(fuse_by_warp_error(image0, image1, [half, half.clone()], 5), half)  # ties: the first
+def test_fusion_takes_the_flow_that_warps_better_and_with_a_threshold_only_where_consistent():
+    """A texture panning 30 px. The base pair is 1.5 px short but consistent. The refined forward flow
+    is exact; the refined backward flow is exact left of x = 128 and 10 px short from there. So
+    forwards the refined flow warps better everywhere (taken, but with a 2 px threshold not where its
+    round trip is 10 px: where it lands past x = 128); backwards it warps worse past x = 128."""
+    frame0, frame1 = textured_frames(2, 64, 192, shift=30)
+    image0, image1 = from_uint8(frame0)[None], from_uint8(frame1)[None]
+    truth = torch.zeros(1, 2, 64, 192)
+    truth[:, 0] = 30.0
+    base = (0.95 * truth, -0.95 * truth)
+    refined = (truth, -truth.clone())
+    refined[1][:, 0, :, 128:] += 10.0
+    by_warp_01, by_warp_10 = fuse_flows(image0, image1, base, refined, window=5)
+    fused_01, fused_10 = fuse_flows(image0, image1, base, refined, window=5, threshold=2.0)
+    for fused_10_ in (by_warp_10, fused_10):
+        assert torch.equal(fused_10_[..., 36:124], -truth[..., 36:124])
+        assert torch.equal(fused_10_[..., 132:], base[1][..., 132:])
+    assert torch.equal(by_warp_01[..., :160], truth[..., :160])  # further right both land outside
+    assert torch.equal(fused_01[..., :96], truth[..., :96]) and torch.equal(fused_01[..., 100:], base[0][..., 100:])
+    assert torch.equal(fuse_flows(image0, image1, base, base, 5, 2.0)[0], base[0])  # ties: the base
 
 
 def test_flo_files_round_trip(tmp_path):
