@@ -1,27 +1,30 @@
 """Stage two's training task for the shared trainer (``inbetween train stage=interpolator``).
 
-:class:`InterpolationClips` mixes Shapes World clips (every motion kind, keyframes 2 to 8
+:class:`InterpolationClips` mixes Shapes World clips and layered photo clips (keyframes 2 to 8
 frames apart, exact renders and exact flow at any ``t``) with random crops of real videos
 (frames dropped at random strides); :class:`InterpolatorTask` trains
 :class:`interpolate.unet.TemporalUNet` to denoise the residual of the true in-betweens over
-flow warping, with the flow from the configured estimator (DIS by default), as at inference;
-on world clips the flows it corrects are also held to the exact ones and its blend weight to
-the true visibility.
+flow warping, with the flow from the configured estimator (the learned one by default), as at
+inference; where the truth is exact the flows it corrects are also held to the exact ones and its
+blend weight to the true visibility.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from flow.training import split_photos
 from inbetween.diffusion import sample, weighted_mean
 from inbetween.errors import InbetweenError
+from inbetween.layered import photo_paths, random_clip
 from inbetween.training import TrainingTask
 from inbetween.video import contact_sheet, find_videos, from_uint8, read_video, to_uint8
 from inbetween.world import CLIP_KINDS, Clip
@@ -44,23 +47,39 @@ def _choose_between(rng: np.random.Generator, gap: int, frames: int) -> list[int
     return sorted(rng.choice(np.arange(1, gap), size=min(frames, gap - 1), replace=False).tolist())
 
 
-def _world_sequence(index: int, rng: np.random.Generator, size: int, clip_frames: int, gaps: Sequence[int],
-                    frames: int) -> tuple[np.ndarray, list[int], int, tuple[np.ndarray, np.ndarray]]:
-    """World clip ``index`` (kind ``index % 8``, seed ``index``): frames uint8 ``(gap + 1, S, S, 3)``
-    (only the keyframes and chosen in-betweens rendered), the chosen in-between offsets, the gap,
-    and the ground truth of each in-between towards the left and right keyframe: exact flows
-    float32 ``(len(offsets), 2, 2, S, S)`` and visibility bool ``(len(offsets), 2, S, S)``."""
-    clip = Clip.random(index, CLIP_KINDS[index % len(CLIP_KINDS)])
+def _clip_sequence(render: Callable[[float], np.ndarray],
+                   flow_and_visible: Callable[[float, float], tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
+                   clip_frames: int, gaps: Sequence[int], frames: int
+                   ) -> tuple[np.ndarray, list[int], int, tuple[np.ndarray, np.ndarray]]:
+    """A stretch of a clip rendered exactly at any ``t`` in ``[0, 1]`` (a Shapes World or a layered photo
+    clip), seen as ``clip_frames`` frames: keyframes a random gap in ``gaps`` (inclusive) apart.
+
+    ``render(t)``: uint8 ``(S, S, 3)``; ``flow_and_visible(t0, t1)``: the exact flow ``(2, S, S)`` and
+    visibility ``(S, S)``. Returns frames uint8 ``(gap + 1, S, S, 3)`` (only the keyframes and chosen
+    in-betweens rendered), the chosen in-between offsets, the gap, and the ground truth of each
+    in-between towards the left and right keyframe: exact flows float32 ``(len(offsets), 2, 2, S, S)``
+    and visibility bool ``(len(offsets), 2, S, S)``."""
     gap = int(rng.integers(gaps[0], gaps[1] + 1))
     start = int(rng.integers(0, clip_frames - gap))
     offsets = _choose_between(rng, gap, frames)
     time_of = {k: (start + k) / (clip_frames - 1) for k in (0, *offsets, gap)}
-    rendered = {k: clip.render(t, size) for k, t in time_of.items()}
+    rendered = {k: render(t) for k, t in time_of.items()}
     sequence = np.stack([rendered.get(k, rendered[0]) for k in range(gap + 1)])
-    ground_truth = [[clip.flow_and_visible(time_of[k], time_of[key], size) for key in (0, gap)] for k in offsets]
+    ground_truth = [[flow_and_visible(time_of[k], time_of[key]) for key in (0, gap)] for k in offsets]
     exact = np.stack([[flow for flow, _ in per_frame] for per_frame in ground_truth])
     visible = np.stack([[mask for _, mask in per_frame] for per_frame in ground_truth])
     return sequence, offsets, gap, (exact, visible)
+
+
+def _video_sources(videos: Sequence[str], training_videos: Sequence[str], skip: int) -> list[tuple[Path, int]]:
+    """``(path, frames to skip)`` of every video: those in ``videos`` from frame ``skip`` on, those in
+    ``training_videos`` whole."""
+    sources = [(path, skip) for path in find_videos(videos, "task.data.videos")] if videos else []
+    if training_videos:
+        sources += [(path, 0) for path in find_videos(training_videos, "task.data.training_videos")]
+    if not sources:
+        raise InbetweenError("task.data.video_items needs task.data.videos or task.data.training_videos.")
+    return sources
 
 
 class InterpolationClips(Dataset):
@@ -69,10 +88,15 @@ class InterpolationClips(Dataset):
     Items ``0 .. world_items - 1`` are Shapes World clips (kinds in turn; clip seed = item
     index, all below :data:`EVALUATION_SEEDS_START`): a clip is ``world_clip_frames`` frames
     over ``t`` in ``[0, 1]`` and the keyframes are a random gap in ``world_gaps`` (inclusive)
-    apart. The next ``video_items`` are crops of the ``videos``: a random video, a stride in
-    ``video_strides`` (inclusive), frames from ``video_skip_frames`` on (the frames before it are
-    ``inbetween evaluate``'s and never trained on). Every item is cropped or rendered to
-    ``size`` pixels and, at random, mirrored and played backwards.
+    apart. The next ``layered_items`` are layered photo clips (:func:`inbetween.layered.random_clip`,
+    seeds from 0) of the ``photos``, every ``photo_holdout``-th held back as the flow stage holds it
+    back, seen the same way: real pixels with exact flows and visibility at every ``t``. The next
+    ``video_items`` are crops of real video: a random one of the ``videos`` (read from frame
+    ``video_skip_frames`` on: the frames before it are ``inbetween evaluate``'s and never trained
+    on) and the ``training_videos`` (read whole), a stride in ``video_strides`` (inclusive). Each
+    video keeps at most ``video_max_frames`` frames, shrunk so that its short side is at most
+    ``video_short_side`` pixels. Every item is cropped or rendered to ``size`` pixels and, at
+    random, mirrored and played backwards.
 
     An item is a pure function of ``(seed, index)``, computed once and kept:
     ``keys`` uint8 ``(2, 3, S, S)``; ``truth`` uint8 ``(F, 3, S, S)``; ``times`` float ``(F,)``;
@@ -81,12 +105,15 @@ class InterpolationClips(Dataset):
     float16 ``(F, 4, S, S)``: the true flows from each in-between to the left and right
     keyframe (pixels), and ``exact_visible`` bool ``(F, 2, S, S)``: whether each pixel of the
     in-between is seen in the left / right keyframe, both known where ``exact_known`` bool
-    ``(F,)`` (world items, not padding).
+    ``(F,)`` (world and layered items, not padding).
     """
 
     def __init__(self, flow, size: int = 128, frames: int = 3, world_items: int = 3000, world_clip_frames: int = 9,
-                 world_gaps: Sequence[int] = (2, 8), video_items: int = 0, videos: Sequence[str] = (),
-                 video_strides: Sequence[int] = (2, 4), video_skip_frames: int = 64, seed: int = 0):
+                 world_gaps: Sequence[int] = (2, 8), layered_items: int = 0, photos: str | None = None,
+                 photo_holdout: int = 10, video_items: int = 0, videos: Sequence[str] = (),
+                 training_videos: Sequence[str] = (), video_strides: Sequence[int] = (2, 4),
+                 video_skip_frames: int = 64, video_short_side: int = 360, video_max_frames: int = 300,
+                 seed: int = 0):
         if world_items > EVALUATION_SEEDS_START:
             raise InbetweenError(f"world_items must stay below {EVALUATION_SEEDS_START} (evaluation clip seeds).")
         if not 2 <= world_gaps[0] <= world_gaps[1] < world_clip_frames:
@@ -94,17 +121,29 @@ class InterpolationClips(Dataset):
                                  f"got {list(world_gaps)}.")
         self.flow, self.size, self.frames, self.seed = flow, size, frames, seed
         self.world_items, self.clip_frames, self.gaps = world_items, world_clip_frames, tuple(world_gaps)
-        self.video_items, self.strides, self.skip = video_items, tuple(video_strides), video_skip_frames
-        paths = find_videos(videos, "task.data.videos") if video_items else []
-        self.videos = [read_video(path)[video_skip_frames:] for path in paths]
-        for path, frames in zip(paths, self.videos):
-            if len(frames) <= self.strides[1] or min(frames.shape[1:3]) < size:
-                raise InbetweenError(f"video {path} is too short or smaller than {size} px after skipping "
-                                     f"{video_skip_frames} frames.")
+        self.layered_items = layered_items
+        if layered_items and photos is None:
+            raise InbetweenError("task.data.layered_items needs task.data.photos, a folder of photographs.")
+        self.photos = split_photos(photo_paths(photos), photo_holdout)[0] if layered_items else []
+        self.video_items, self.strides = video_items, tuple(video_strides)
+        sources = _video_sources(videos, training_videos, video_skip_frames) if video_items else []
+        self.videos = [self._read_video(path, skip, video_short_side, video_max_frames) for path, skip in sources]
         self._items: dict[int, dict[str, torch.Tensor]] = {}
 
+    def _read_video(self, path: Path, skip: int, short_side: int, max_frames: int) -> np.ndarray:
+        """Frames ``skip .. skip + max_frames - 1`` of ``path``, uint8 ``(T, H, W, 3)``, shrunk to ``short_side``."""
+        frames = read_video(path, max_frames=skip + max_frames)[skip:]
+        scale = short_side / min(frames.shape[1:3])
+        if scale < 1:
+            size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
+            frames = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+        if len(frames) <= self.strides[1] or min(frames.shape[1:3]) < self.size:
+            raise InbetweenError(f"video {path} is too short or smaller than {self.size} px after skipping {skip} "
+                                 f"frames and shrinking to {short_side} px.")
+        return frames
+
     def __len__(self) -> int:
-        return self.world_items + self.video_items
+        return self.world_items + self.layered_items + self.video_items
 
     def _video_sequence(self, rng: np.random.Generator) -> tuple[np.ndarray, list[int], int, None]:
         frames = self.videos[int(rng.integers(len(self.videos)))]
@@ -115,16 +154,27 @@ class InterpolationClips(Dataset):
         sequence = frames[start:start + gap + 1, top:top + self.size, left:left + self.size]
         return sequence, _choose_between(rng, gap, self.frames), gap, None
 
+    def _exact_clip(self, index: int) -> tuple[Callable, Callable]:
+        """``(render, flow_and_visible)`` of item ``index``'s world or layered clip at this size (see
+        :func:`_clip_sequence`)."""
+        if index < self.world_items:
+            clip = Clip.random(index, CLIP_KINDS[index % len(CLIP_KINDS)])
+            return (lambda t: clip.render(t, self.size)), (lambda t0, t1: clip.flow_and_visible(t0, t1, self.size))
+        clip = random_clip(self.photos, index - self.world_items, self.size)
+        return clip.render, clip.flow_and_visible
+
     def _make(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
-        if index < self.world_items:
-            sequence, offsets, gap, ground_truth = _world_sequence(index, rng, self.size, self.clip_frames,
-                                                                   self.gaps, self.frames)
+        exactly_known = index < self.world_items + self.layered_items
+        if exactly_known:
+            render, flow_and_visible = self._exact_clip(index)
+            sequence, offsets, gap, ground_truth = _clip_sequence(render, flow_and_visible, rng, self.clip_frames,
+                                                                  self.gaps, self.frames)
         else:
             sequence, offsets, gap, ground_truth = self._video_sequence(rng)
         exact, visible = ground_truth or (np.zeros((len(offsets), 2, 2, self.size, self.size), np.float32),
                                           np.zeros((len(offsets), 2, self.size, self.size), bool))
-        known = [index < self.world_items] * len(offsets)
+        known = [exactly_known] * len(offsets)
         if rng.random() < 0.5:  # mirror left-right
             sequence, visible = sequence[:, :, ::-1], visible[..., ::-1]
             exact = exact[..., ::-1] * np.array([-1, 1], np.float32)[:, None, None]
@@ -186,7 +236,7 @@ class InterpolatorTask(TrainingTask):
     to correct; ``unet`` holds :class:`TemporalUNet` options; ``residual_scale`` multiplies
     the residual over flow warping into the diffusion variable; flows enter divided by
     ``flow_scale`` pixels. The loss is the ``x0`` error plus, where the truth is known (world
-    clips), ``flow_loss`` times the mean absolute error (in units of
+    and layered clips), ``flow_loss`` times the mean absolute error (in units of
     ``flow_scale``) of the corrected flows against the exact ones and ``visibility_loss`` times
     the binary cross-entropy of the left keyframe's blend weight against the true share
     :func:`visible_share` (at pixels seen in at least one keyframe).
