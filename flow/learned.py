@@ -240,8 +240,8 @@ class LearnedFlow(FlowEstimator):
       texture but may trade a right match on a flat region for a wrong one; ``fuse``: per pixel, DIS's
       flow where it warps the other frame better over a ``fuse_window`` box (:func:`fuse_flows`).
     * ``fuse_threshold`` (pixels, or None): ``fuse`` also keeps the network's flow where DIS's two
-      directions disagree by more than this and more than the network's. It halves the end-point
-      error on flat regions but warps real footage worse, so it is off by default (see the README).
+      directions disagree by more than this and more than the network's. It cuts the end-point error
+      (most on flat regions) but warps real footage worse, so it is off by default (see the README).
     """
 
     name = "learned"
