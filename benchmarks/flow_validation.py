@@ -24,7 +24,7 @@ from flow import DISFlow
 from flow.learned import REFINEMENTS, LearnedFlow
 from flow.training import VALIDATION_SEED, FlowTask, validation_epe
 from inbetween import config
-from inbetween.evaluation import Case, interpolate_case, score_case, world_cases
+from inbetween.evaluation import Case, evaluate_cases, world_cases
 from inbetween.sweep import markdown_table
 from interpolate import FlowWarpInterpolator
 
@@ -32,9 +32,9 @@ WARP_COLUMN = "flow_warp dB, world gap 8"
 
 
 def warp_psnr(estimator, cases: list[Case]) -> float:
-    """Mean PSNR (dB) of ``flow_warp`` with ``estimator``'s flow over ``cases``."""
-    warp = FlowWarpInterpolator()
-    return float(np.mean([score_case(interpolate_case(warp, estimator, case), case)["psnr"] for case in cases]))
+    """Mean PSNR (dB) of ``flow_warp`` with ``estimator``'s flow over ``cases`` (as ``inbetween evaluate`` scores it)."""
+    rows = evaluate_cases(iter(cases), {"flow_warp": FlowWarpInterpolator()}, estimator, "flow_warp")
+    return float(np.mean([row["psnr"] for row in rows]))
 
 
 def main() -> None:
