@@ -77,6 +77,21 @@ class WorldEvalConfig:
 
 
 @dataclass
+class WorldShotsEvalConfig:
+    keyframes: int = MISSING  # keyframes per shot, evenly spaced over a world clip's t in [0, 1]
+    between: int = MISSING  # in-betweens per gap
+    clips_per_kind: int = MISSING
+    size: int = MISSING
+    seed: int = MISSING  # first clip seed; keep training seeds away from these
+
+
+@dataclass
+class VideoShotsEvalConfig:
+    keyframes: int = MISSING  # keyframes per shot (shots follow each other through videos.max_frames frames)
+    stride: int = MISSING  # video frames from one keyframe to the next
+
+
+@dataclass
 class TripletEvalConfig:
     root: str = MISSING
     limit: Optional[int] = None  # triplets per subset; None: all
@@ -116,14 +131,16 @@ class EvaluateConfig(FlowCommandConfig):
     flow_methods: list[str] = MISSING  # names of conf/flow/*.yaml scored on the flow dataset
     interpolation_flows: list[str] = MISSING  # conf/flow/*.yaml each flow-using interpolator runs with; []: `flow`
     flow_method_options: dict[str, Any] = field(default_factory=dict)  # per flow estimator
-    datasets: list[str] = MISSING  # captions, shots (keyframes); world, triplets, videos (interpolators); flow
+    datasets: list[str] = MISSING  # captions, shots (keyframes); world, world_shots, triplets, videos, video_shots; flow
     clip_score: Any = MISSING  # the CLIP model of the clip_score metric (instantiated)
     captions: CaptionsEvalConfig = field(default_factory=CaptionsEvalConfig)
     shots: ShotsEvalConfig = field(default_factory=ShotsEvalConfig)
     world: WorldEvalConfig = field(default_factory=WorldEvalConfig)
+    world_shots: WorldShotsEvalConfig = field(default_factory=WorldShotsEvalConfig)
     triplets: TripletEvalConfig = field(default_factory=TripletEvalConfig)
     flow_gt: FlowGtEvalConfig = field(default_factory=FlowGtEvalConfig)
     videos: VideoEvalConfig = field(default_factory=VideoEvalConfig)
+    video_shots: VideoShotsEvalConfig = field(default_factory=VideoShotsEvalConfig)
 
 
 @dataclass

@@ -9,6 +9,11 @@ the true frames at those times):
 * ``triplets``: every triplet of ``adacof_testsets`` (Middlebury-other, DAVIS, UCF101,
   and the odd frames of ``sample_video`` from its even frames). Evaluation only.
 * ``videos``: real videos with every other frame dropped; the dropped frame is the truth.
+* ``world_shots`` and ``video_shots``: shots of several keyframes (world clips with keyframes at
+  ``t = 0, 1/3, 2/3, 1``; the videos with a keyframe every 4th frame), one case per gap with the
+  keyframes beyond it in the shot (:class:`interpolate.base.Neighbours`). Interpolators that can
+  follow them run twice, ``NAME`` (the gap alone) and ``NAME+neighbours``; rows per kind or video,
+  per gap of the shot (``first gap``, ``middle gap``, ``last gap``) and over all.
 
 Flow estimators (``flow_methods``) are scored on the ``flow`` dataset: Sintel pairs and world
 clips with true flow (:mod:`inbetween.flow_eval`), end-point error and seconds per pair.
@@ -24,6 +29,7 @@ world clips the end-point error of the flow a method used against the exact flow
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from dataclasses import dataclass
@@ -47,6 +53,7 @@ from inbetween.sweep import write_run_record, write_table
 from inbetween.video import find_videos, from_uint8, read_image, read_video, to_uint8
 from inbetween.warp import backward_warp, occlusion_mask
 from inbetween.world import CLIP_KINDS, Clip
+from interpolate.base import Neighbour, Neighbours
 
 PSNR_CAP = 100.0
 
@@ -60,6 +67,8 @@ class Case:
     ``(T + 1, H, W)`` describe the motion between consecutive frames of
     ``[left, truth..., right]`` (``None`` until :func:`with_reference_flow` fills them).
     ``key_flow`` ``(2, H, W)`` is the true flow from left to right keyframe, where known.
+    In a shot of several keyframes, ``before`` and ``after`` uint8 ``(H, W, 3)`` are the keyframes
+    just beyond the gap (None where there is none) and ``part`` says which gap of the shot it is.
     """
 
     subset: str
@@ -70,6 +79,9 @@ class Case:
     reference_flows: np.ndarray | None = None
     reference_visible: np.ndarray | None = None
     key_flow: np.ndarray | None = None
+    before: np.ndarray | None = None
+    after: np.ndarray | None = None
+    part: str | None = None
 
     @property
     def sequence(self) -> np.ndarray:
@@ -113,6 +125,71 @@ def world_cases(gaps: Sequence[int], clip_frames: int, clips_per_kind: int, size
                     reference_visible=np.stack(visible),
                     key_flow=clip.flow(0.0, frame_times[-1], size),
                 )
+
+
+def _gap_part(gap: int, gaps: int) -> str:
+    """``first gap``, ``middle gap`` or ``last gap`` of a shot of ``gaps`` gaps (one gap: ``only gap``)."""
+    if gaps == 1:
+        return "only gap"
+    return "first gap" if gap == 0 else "last gap" if gap == gaps - 1 else "middle gap"
+
+
+def shot_cases(subset: str, name: str, frames: np.ndarray, stride: int, keyframes: int,
+               flows: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+               key_flows: Sequence[np.ndarray] | None = None) -> Iterator[Case]:
+    """The gaps of one shot as cases: ``frames`` uint8 ``(N, H, W, 3)`` with ``N >= (keyframes - 1)
+    stride + 1``, a keyframe every ``stride`` frames from the first, the frames between them the truth.
+    ``flows[k]`` (exact, where known): the flow ``(2, H, W)`` from frame ``k`` to ``k + 1`` and its
+    visibility ``(H, W)``; ``key_flows[g]``: the true flow across gap ``g``."""
+    keys_at = [gap * stride for gap in range(keyframes)]
+    for gap in range(keyframes - 1):
+        first, last = keys_at[gap], keys_at[gap + 1]
+        reference = (None, None) if flows is None else (np.stack([f for f, _ in flows[first:last]]),
+                                                        np.stack([v for _, v in flows[first:last]]))
+        yield Case(
+            subset=subset,
+            name=f"{name} gap {gap + 1}",
+            keys=frames[[first, last]],
+            times=[j / stride for j in range(1, stride)],
+            truth=frames[first + 1:last],
+            reference_flows=reference[0],
+            reference_visible=reference[1],
+            key_flow=None if key_flows is None else key_flows[gap],
+            before=frames[keys_at[gap - 1]] if gap > 0 else None,
+            after=frames[keys_at[gap + 2]] if gap + 2 < keyframes else None,
+            part=_gap_part(gap, keyframes - 1),
+        )
+
+
+def world_shot_cases(keyframes: int, between: int, clips_per_kind: int, size: int, seed: int) -> Iterator[Case]:
+    """Shapes World clips (seeds from ``seed``) as shots of ``keyframes`` keyframes evenly spaced over
+    ``t`` in ``[0, 1]``, ``between`` in-betweens per gap, exact reference flow; subsets are the kinds."""
+    if keyframes < 2 or between < 1:
+        raise InbetweenError(f"world_shots needs keyframes >= 2 and between >= 1, got {keyframes} and {between}.")
+    stride = between + 1
+    frame_count = (keyframes - 1) * stride + 1
+    frame_times = [k / (frame_count - 1) for k in range(frame_count)]
+    for kind_index, kind in enumerate(CLIP_KINDS):
+        for index in range(clips_per_kind):
+            clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
+            frames = np.stack([clip.render(t, size) for t in frame_times])
+            flows = [clip.flow_and_visible(t0, t1, size) for t0, t1 in zip(frame_times[:-1], frame_times[1:])]
+            key_flows = [clip.flow(frame_times[k], frame_times[k + stride], size)
+                         for k in range(0, frame_count - 1, stride)]
+            yield from shot_cases(kind, f"{kind}-{index}", frames, stride, keyframes, flows, key_flows)
+
+
+def video_shot_cases(paths: Sequence[str], max_frames: int, keyframes: int, stride: int) -> Iterator[Case]:
+    """Real videos (their first ``max_frames`` frames) as shots of ``keyframes`` keyframes ``stride``
+    frames apart, one shot after the other; subsets are the videos."""
+    if keyframes < 2 or stride < 2:
+        raise InbetweenError(f"video_shots needs keyframes >= 2 and stride >= 2, got {keyframes} and {stride}.")
+    span = (keyframes - 1) * stride
+    for path in find_videos(paths, "videos.paths"):
+        frames = read_video(path, max_frames=max_frames)
+        for start in range(0, len(frames) - span, span):
+            yield from shot_cases(path.stem, f"{path.stem}-{start:04d}", frames[start:start + span + 1], stride,
+                                  keyframes)
 
 
 def _triplet_files(root: Path) -> Iterator[tuple[str, str, tuple[Path, Path, Path]]]:
@@ -208,14 +285,28 @@ class Interpolated:
     flow: torch.Tensor | None
 
 
+def case_neighbours(case: Case, flow_estimator) -> Neighbours:
+    """The keyframes beyond a shot case's gap, with the flow between each and the gap's nearer keyframe."""
+    def neighbour(pixels: np.ndarray | None, nearer: np.ndarray) -> Neighbour | None:
+        if pixels is None:
+            return None
+        image = from_uint8(pixels[None])
+        from_gap, to_gap = flow_estimator.bidirectional(from_uint8(nearer[None]), image)
+        return Neighbour(image, from_gap, to_gap)
+
+    return Neighbours(neighbour(case.before, case.keys[0]), neighbour(case.after, case.keys[1]))
+
+
 def interpolate_case(method, flow_estimator, case: Case) -> Interpolated:
-    """Run one method on one case."""
+    """Run one method on one case (with the keyframes beyond the gap, if it uses them; their flow is
+    counted in the seconds, though a shot shares it between gaps)."""
     left, right = from_uint8(case.keys[:1]), from_uint8(case.keys[1:])
     started = time.perf_counter()
     flow_lr = flow_rl = None
     if method.needs_flow:
         flow_lr, flow_rl = flow_estimator.bidirectional(left, right)
-    frames = method(left, right, flow_lr, flow_rl, case.times)[0]
+    extra = {"neighbours": case_neighbours(case, flow_estimator)} if method.uses_neighbours else {}
+    frames = method(left, right, flow_lr, flow_rl, case.times, **extra)[0]
     return Interpolated(to_uint8(frames), time.perf_counter() - started, None if flow_lr is None else flow_lr[0])
 
 
@@ -244,7 +335,8 @@ def evaluate_cases(cases: Iterator[Case], methods: dict[str, Any], flow_estimato
         with_reference_flow(case, flow_estimator)
         for name, method in methods.items():
             answer = interpolate_case(method, method_flows.get(name, flow_estimator), case)
-            rows.append({"subset": case.subset, "case": case.name, "method": name, **score_case(answer, case)})
+            part = {"part": case.part} if case.part else {}
+            rows.append({"subset": case.subset, **part, "case": case.name, "method": name, **score_case(answer, case)})
     return rows
 
 
@@ -262,15 +354,37 @@ def with_each_flow(methods: dict[str, Any], flows: dict[str, Any]) -> tuple[dict
     return expanded, method_flows
 
 
+def with_neighbour_variants(methods: dict[str, Any], method_flows: dict[str, Any] | None = None
+                            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(methods, method_flows)`` with each method that accepts the keyframes beyond a gap twice: under
+    its name without them and as ``NAME+neighbours`` with them (same options, same flow)."""
+    expanded, flows = {}, dict(method_flows or {})
+    for name, method in methods.items():
+        if not method.accepts_neighbours:
+            expanded[name] = method
+            continue
+        for suffix, uses in (("", False), ("+neighbours", True)):
+            variant = copy.copy(method)
+            variant.uses_neighbours = uses
+            expanded[name + suffix] = variant
+            if name in flows:
+                flows[name + suffix] = flows[name]
+    return expanded, flows
+
+
 METRICS = ("psnr", "ssim", "warp_error", "s_per_frame", "flow_epe")
 
 
 def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> list[dict[str, Any]]:
-    """Mean of each of ``metrics`` per (subset, method), then per method over all cases (last); a metric
-    no case of a group has (``flow_epe`` without true flow or for methods without flow) is left out."""
+    """Mean of each of ``metrics`` per (subset, method), then per (part of a shot, method) where rows
+    have a ``part``, then per method over all cases (last); a metric no case of a group has
+    (``flow_epe`` without true flow or for methods without flow) is left out."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["subset"], row["method"]), []).append(row)
+    for row in rows:
+        if "part" in row:
+            groups.setdefault((row["part"], row["method"]), []).append(row)
     for row in rows:
         groups.setdefault(("all", row["method"]), []).append(row)
     table = []
@@ -282,7 +396,9 @@ def summarise(rows: list[dict[str, Any]], metrics: Sequence[str] = METRICS) -> l
 
 
 KEYFRAME_DATASETS = ("captions", "shots")
-INTERPOLATION_DATASETS = ("world", "triplets", "videos")
+INTERPOLATION_DATASETS = ("world", "world_shots", "triplets", "videos", "video_shots")
+#: Interpolation datasets whose cases are gaps of shots, with the keyframes beyond them.
+SHOT_DATASETS = ("world_shots", "video_shots")
 FLOW_DATASETS = ("flow",)
 FLOW_METRICS = ("epe", "s_per_pair")
 
@@ -292,8 +408,14 @@ def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
     if name == "world":
         world = cfg.world
         return world_cases(list(world.gaps), world.clip_frames, world.clips_per_kind, world.size, world.seed)
+    if name == "world_shots":
+        shots = cfg.world_shots
+        return world_shot_cases(shots.keyframes, shots.between, shots.clips_per_kind, shots.size, shots.seed)
     if name == "triplets":
         return triplet_cases(cfg.triplets.root, cfg.triplets.limit)
+    if name == "video_shots":
+        return video_shot_cases(list(cfg.videos.paths), cfg.videos.max_frames, cfg.video_shots.keyframes,
+                                cfg.video_shots.stride)
     return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
 
 
@@ -364,7 +486,9 @@ def _interpolation_tables(cfg: DictConfig, datasets: Sequence[str], output_dir: 
     metrics: dict[str, float] = {}
     for dataset in datasets:
         cases = dataset_cases(dataset, cfg)
-        table = summarise(evaluate_cases(cases, methods, flow_estimator, dataset, method_flows))
+        dataset_methods, dataset_flows = (with_neighbour_variants(methods, method_flows) if dataset in SHOT_DATASETS
+                                          else (methods, method_flows))
+        table = summarise(evaluate_cases(cases, dataset_methods, flow_estimator, dataset, dataset_flows))
         markdown = write_table(output_dir, f"eval_{dataset}", table, ["subset", "method", "cases", *METRICS])
         print(f"\n## {dataset}\n\n{markdown}")
         metrics.update({f"{dataset}.{row['method']}.{metric}": row[metric]

@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import cv2
 import kornia
@@ -40,6 +40,7 @@ from inbetween.sweep import RUN_RECORD, write_run_record
 from inbetween.video import (contact_sheet, from_uint8, mp4_writer, read_image, to_uint8, upscale, viewing_scale,
                              write_gif, write_png)
 from inbetween.world import faithfulness, identity_scores, parse_caption
+from interpolate.base import Neighbour, Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -186,27 +187,53 @@ class FrameWriter:
 
 
 def in_between_chunks(interpolator, left: torch.Tensor, right: torch.Tensor, flow_lr: torch.Tensor,
-                      flow_rl: torch.Tensor, times: Sequence[float]) -> Iterator[torch.Tensor]:
-    """One gap's in-betweens ``(T, 3, H, W)`` in order, asked for ``interpolator.times_per_call`` at a time."""
+                      flow_rl: torch.Tensor, times: Sequence[float],
+                      neighbours: Neighbours | None = None) -> Iterator[torch.Tensor]:
+    """One gap's in-betweens ``(T, 3, H, W)`` in order, asked for ``interpolator.times_per_call`` at a
+    time; ``neighbours`` are passed on to an interpolator that uses them."""
     per_call = interpolator.times_per_call or len(times)
+    extra = {"neighbours": neighbours} if interpolator.uses_neighbours else {}
     for first in range(0, len(times), per_call):
-        yield interpolator(left[None], right[None], flow_lr, flow_rl, times[first:first + per_call])[0]
+        yield interpolator(left[None], right[None], flow_lr, flow_rl, times[first:first + per_call], **extra)[0]
+
+
+def gap_neighbours(keys: torch.Tensor, flows: Mapping[int, tuple[torch.Tensor, torch.Tensor]], gap: int) -> Neighbours:
+    """The keyframes of a shot just beyond its gap ``gap`` (from ``keys[gap]`` to ``keys[gap + 1]``).
+
+    ``keys`` ``(K, 3, H, W)``: the shot's keyframes; ``flows[g]``: gap ``g``'s flow ``(1, 2, H, W)``
+    from its left keyframe to its right one and back (needed for ``g = gap - 1`` and ``gap + 1``).
+    """
+    before = after = None
+    if gap > 0:
+        forward, backward = flows[gap - 1]
+        before = Neighbour(keys[gap - 1][None], flow_from_gap=backward, flow_to_gap=forward)
+    if gap + 2 < len(keys):
+        forward, backward = flows[gap + 1]
+        after = Neighbour(keys[gap + 2][None], flow_from_gap=forward, flow_to_gap=backward)
+    return Neighbours(before, after)
 
 
 def fill_shot(keys: torch.Tensor, shot: Shot, stages: Stages, writer: FrameWriter, first_key: int,
               progress: tqdm) -> None:
     """Write one shot's frames in order (keyframes copied in, never re-rendered) and its gaps' flow
-    pictures ``flow/AA-BB.png``, ``AA`` counting keyframes across the run from ``first_key``."""
+    pictures ``flow/AA-BB.png``, ``AA`` counting keyframes across the run from ``first_key``. An
+    interpolator that uses them gets each gap's neighbouring keyframes in the shot (never across a cut)."""
     key_pixels = to_uint8(keys)
     writer.add(key_pixels[:1])
     if shot.between == 0:
         writer.add(key_pixels[1:])
         return
     times = in_between_times(shot.between)
+    flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # gaps gap - 1 .. gap + 1 only
     for gap, (left, right) in enumerate(zip(keys[:-1], keys[1:])):
-        flow_lr, flow_rl = stages.flow.bidirectional(left[None], right[None])
+        for needed in range(gap, min(gap + 2, len(keys) - 1)):
+            if needed not in flows:
+                flows[needed] = stages.flow.bidirectional(keys[needed][None], keys[needed + 1][None])
+        flows.pop(gap - 2, None)
+        flow_lr, flow_rl = flows[gap]
         save_flow_png(flow_lr[0].numpy(), writer.folder / "flow" / f"{first_key + gap:02d}-{first_key + gap + 1:02d}.png")
-        for frames in in_between_chunks(stages.interpolator, left, right, flow_lr, flow_rl, times):
+        neighbours = gap_neighbours(keys, flows, gap)
+        for frames in in_between_chunks(stages.interpolator, left, right, flow_lr, flow_rl, times, neighbours):
             writer.add(to_uint8(frames))
             progress.update(len(frames))
         writer.add(key_pixels[gap + 1:gap + 2])

@@ -12,12 +12,14 @@ says where a pixel of frame 0 lands in frame 1.
   four pixels around ``p + flow(p)`` and the sums are normalised.
 * :func:`occlusion_mask` / :func:`visibility` test forward-backward consistency.
 * :func:`flows_at_time` / :func:`time_flows` give the flows from an intermediate frame at
-  time ``t`` back to frames 0 and 1, built by splatting (see :func:`time_flows`).
+  time ``t`` back to frames 0 and 1, built by splatting (see :func:`time_flows`); their paths
+  are straight unless :func:`polynomial_path` bends them through the shot's other keyframes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 
@@ -199,6 +201,27 @@ def linear_time_flows(flow_0to1: torch.Tensor, flow_1to0: torch.Tensor, t: float
     return flow_t0, flow_t1
 
 
+def polynomial_path(positions: Mapping[int, torch.Tensor], s: float | torch.Tensor) -> torch.Tensor:
+    """A keyframe's pixels moved to time ``s`` along the polynomial through where they are at other
+    keyframes of the shot (Lagrange interpolation; quadratic from three keyframes, cubic from four, as
+    in quadratic video interpolation, Xu et al. 2019).
+
+    ``positions[j]`` ``(B, 2, H, W)``: each pixel's displacement from this keyframe to the keyframe
+    ``j`` gaps away (``j != 0``; keyframes evenly spaced); at ``j = 0`` it is zero. ``s`` is in gaps
+    too (``0 < s < 1`` towards keyframe 1, ``-1 < s < 0`` towards keyframe -1). With one entry it is
+    the straight path ``s positions[j] / j``. Returns the displacement at ``s``, ``(B, 2, H, W)``.
+    """
+    nodes = list(positions)
+    path = torch.zeros_like(positions[nodes[0]])
+    for node in nodes:
+        weight = s / node
+        for other in nodes:
+            if other != node:
+                weight = weight * (s - other) / (node - other)
+        path = path + weight * positions[node]
+    return path
+
+
 def time_flows(
     flow_0to1: torch.Tensor,
     flow_1to0: torch.Tensor,
@@ -207,15 +230,16 @@ def time_flows(
     beta: float = 0.5,
     min_weight: float = 0.05,
     fill_weight: float = 1e-4,
+    paths: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> TimeFlows:
     """Flows from the frame at time ``t`` to frames 0 and 1, with occlusion reasoning.
 
-    Method (assumes linear motion between the two frames):
+    Method (assumes linear motion between the two frames unless ``paths`` says otherwise):
 
-    1. A pixel ``p0`` of frame 0 sits at ``p0 + t F01(p0)`` at time ``t``; from there it
-       is ``-t F01(p0)`` back to frame 0 and ``(1 - t) F01(p0)`` on to frame 1. Splat both
-       vectors forward from frame 0. Likewise splat ``t F10(p1)`` / ``-(1 - t) F10(p1)``
-       from ``p1 + (1 - t) F10(p1)`` in frame 1.
+    1. A pixel ``p0`` of frame 0 sits at ``p0 + D0(p0)`` at time ``t``, with ``D0 = t F01``
+       on a straight path; from there it is ``-D0(p0)`` back to frame 0 and
+       ``F01(p0) - D0(p0)`` on to frame 1. Splat both vectors forward from frame 0. Likewise
+       from ``p1 + D1(p1)`` in frame 1, ``D1 = (1 - t) F10``.
     2. Weight each source pixel by ``(1 - t)`` resp. ``t`` (the nearer frame's flow moves
        it less, so its error matters less) times its forward-backward consistency
        :func:`visibility`, floored at ``min_weight``. Where several sources land on the
@@ -236,19 +260,23 @@ def time_flows(
         min_weight: weight floor for inconsistent sources, in ``(0, 1]``; keeps them as
             the answer where nothing consistent lands.
         fill_weight: weight of the hole filler relative to a unit source.
+        paths: ``(D0, D1)``, each ``(B, 2, H, W)``: how far the pixels of frame 0 and of frame 1
+            have moved by time ``t`` (e.g. :func:`polynomial_path`, for curved or eased motion);
+            None: the straight paths ``t F01`` and ``(1 - t) F10``.
     """
+    moved_0, moved_1 = paths if paths is not None else (t * flow_0to1, (1 - t) * flow_1to0)
     visible_01 = visibility(flow_0to1, flow_1to0, alpha, beta)
     visible_10 = visibility(flow_1to0, flow_0to1, alpha, beta)
     ones = torch.ones_like(visible_01)
     splats = (
         forward_splat(
-            torch.cat([-t * flow_0to1, (1 - t) * flow_0to1, ones, visible_01], dim=1),
-            t * flow_0to1,
+            torch.cat([-moved_0, flow_0to1 - moved_0, ones, visible_01], dim=1),
+            moved_0,
             (1 - t) * (min_weight + (1 - min_weight) * visible_01),
         ),
         forward_splat(
-            torch.cat([t * flow_1to0, -(1 - t) * flow_1to0, visible_10, ones], dim=1),
-            (1 - t) * flow_1to0,
+            torch.cat([flow_1to0 - moved_1, -moved_1, visible_10, ones], dim=1),
+            moved_1,
             t * (min_weight + (1 - min_weight) * visible_10),
         ),
     )

@@ -12,8 +12,8 @@ import torch
 
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
-from inbetween.warp import TimeFlows, backward_warp, time_flows
-from interpolate.base import Interpolator
+from inbetween.warp import TimeFlows, backward_warp, polynomial_path, time_flows
+from interpolate.base import Interpolator, Neighbours
 
 #: minterpolate refuses frames smaller than this in either dimension.
 _MINTERPOLATE_MIN_SIZE = 16
@@ -72,6 +72,28 @@ class WarpedToTime:
     blend: torch.Tensor
 
 
+def neighbour_paths(flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours,
+                    t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How far the pixels of the left and of the right keyframe have moved by time ``t``, each
+    ``(B, 2, H, W)`` (:func:`inbetween.warp.time_flows`' ``paths``), bent through the shot's keyframes
+    beyond the gap.
+
+    Each keyframe's pixels are followed to every keyframe from ``k - 1`` to ``k + 2`` that exists
+    (the far neighbour through the gap's flow, then on along the neighbour's flow sampled where they
+    landed) and moved along the polynomial through those positions
+    (:func:`inbetween.warp.polynomial_path`): cubic in a middle gap, quadratic in a first or last one.
+    """
+    left = {1: flow_lr}
+    right = {-1: flow_rl}
+    if neighbours.before is not None:
+        left[-1] = neighbours.before.flow_from_gap
+        right[-2] = flow_rl + backward_warp(neighbours.before.flow_from_gap, flow_rl)
+    if neighbours.after is not None:
+        right[1] = neighbours.after.flow_from_gap
+        left[2] = flow_lr + backward_warp(neighbours.after.flow_from_gap, flow_lr)
+    return polynomial_path(left, t), polynomial_path(right, t - 1)
+
+
 class FlowWarpInterpolator(Interpolator):
     """Warps both keyframes to time ``t`` along the flow and blends them.
 
@@ -94,11 +116,17 @@ class FlowWarpInterpolator(Interpolator):
 
     ``alpha`` and ``beta`` set the forward-backward consistency tolerance (see
     :func:`inbetween.warp.occlusion_mask`).
+
+    ``neighbours=True`` (``interpolate.neighbours=true``) takes the shot's keyframes beyond the gap
+    (``k - 1``, ``k + 2``) where there are any and moves each keyframe's pixels along the
+    polynomial through their positions in them (:func:`neighbour_paths`) instead of a straight
+    line: curved and eased motion between keyframes.
     """
 
     name = "flow_warp"
     needs_flow = True
     times_per_call = 1
+    accepts_neighbours = True
 
     def __init__(
         self,
@@ -106,33 +134,40 @@ class FlowWarpInterpolator(Interpolator):
         alpha: float = 0.01,
         beta: float = 0.5,
         visibility_floor: float = 0.3,
+        neighbours: bool = False,
     ) -> None:
         self.occlusion_aware = occlusion_aware
         self.alpha = alpha
         self.beta = beta
         self.visibility_floor = visibility_floor
+        self.uses_neighbours = neighbours
 
-    def warp(self, left, right, flow_lr, flow_rl, t: float | torch.Tensor) -> WarpedToTime:
+    def warp(self, left, right, flow_lr, flow_rl, t: float | torch.Tensor,
+             neighbours: Neighbours | None = None) -> WarpedToTime:
         """Both keyframes warped to time ``t`` and blended (every tensor ``(B, ., H, W)``).
 
-        ``t``: one time, or a time per item as a ``(B, 1, 1, 1)`` tensor.
+        ``t``: one time, or a time per item as a ``(B, 1, 1, 1)`` tensor. ``neighbours``: the shot's
+        keyframes beyond the gap, which bend the paths (None, or both absent: straight paths).
         """
-        flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta)
+        paths = None
+        if neighbours is not None and (neighbours.before is not None or neighbours.after is not None):
+            paths = neighbour_paths(flow_lr, flow_rl, neighbours, t)
+        flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta, paths=paths)
         warped_left = backward_warp(left, flows.flow_t0)
         warped_right = backward_warp(right, flows.flow_t1)
         visible = (flows.visible_0, flows.visible_1) if self.occlusion_aware else (1.0, 1.0)
         blend = visibility_blend(warped_left, warped_right, *visible, t, self.visibility_floor)
         return WarpedToTime(warped_left, warped_right, flows, blend.clamp(-1, 1))
 
-    def frame_at(self, left, right, flow_lr, flow_rl, t: float) -> torch.Tensor:
+    def frame_at(self, left, right, flow_lr, flow_rl, t: float, neighbours: Neighbours | None = None) -> torch.Tensor:
         """The frame at time ``t``, ``(B, 3, H, W)``."""
-        return self.warp(left, right, flow_lr, flow_rl, t).blend
+        return self.warp(left, right, flow_lr, flow_rl, t, neighbours).blend
 
-    def __call__(self, left, right, flow_lr, flow_rl, times):
+    def __call__(self, left, right, flow_lr, flow_rl, times, neighbours: Neighbours | None = None):
         if flow_lr is None or flow_rl is None:
             raise InbetweenError("the flow_warp interpolator needs flow in both directions; configure a flow estimator")
         flow_lr, flow_rl = flow_lr.to(left), flow_rl.to(left)
-        frames = [self.frame_at(left, right, flow_lr, flow_rl, t) for t in check_times(times)]
+        frames = [self.frame_at(left, right, flow_lr, flow_rl, t, neighbours) for t in check_times(times)]
         return _stack_times(frames, left)
 
 

@@ -98,3 +98,22 @@ def test_each_flow_using_interpolator_runs_with_each_flow_in_one_run(tmp_path):
     dis, farneback = (table[("gap 8", f"flow_warp+{flow}")] for flow in ("dis", "farneback"))
     assert dis["flow_epe"] != farneback["flow_epe"] and dis["psnr"] != farneback["psnr"]
     assert table[("gap 8", "linear")]["flow_epe"] == ""
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data/real")
+def test_shot_datasets_score_each_interpolator_with_and_without_the_neighbours(tmp_path):
+    output = tmp_path / "eval"
+    result = run_cli("evaluate", "datasets=[world_shots,video_shots]", "methods=[linear,flow_warp]",
+                     "world_shots.clips_per_kind=1", "world_shots.size=32", "world_shots.between=3",
+                     "videos.max_frames=13", f"data_root={SHARED_DATA}", f"output_dir={output}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    world, videos = (read_table(output / f"eval_{name}.csv") for name in ("world_shots", "video_shots"))
+    for table in (world, videos):
+        assert {method for _, method in table} == {"linear", "flow_warp", "flow_warp+neighbours"}
+        assert {subset for subset, _ in table} >= {"first gap", "middle gap", "last gap", "all"}
+    assert int(world[("ease", "flow_warp+neighbours")]["cases"]) == 3  # one shot of 4 keyframes per kind
+    assert int(world[("middle gap", "linear")]["cases"]) == 8
+    assert int(videos[("all", "flow_warp")]["cases"]) == 6  # two videos, 13 frames: one shot of 3 gaps each
+    # without neighbours it is flow_warp as on any gap; with them, other frames
+    assert world[("all", "flow_warp")]["psnr"] != world[("all", "flow_warp+neighbours")]["psnr"]
+    assert float(world[("all", "flow_warp")]["psnr"]) > float(world[("all", "linear")]["psnr"])
