@@ -11,6 +11,8 @@ blend weight to the true visibility.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,7 +28,7 @@ from inbetween.diffusion import sample, weighted_mean
 from inbetween.errors import InbetweenError
 from inbetween.layered import photo_paths, random_clip
 from inbetween.training import TrainingTask
-from inbetween.video import contact_sheet, find_videos, from_uint8, read_video, to_uint8
+from inbetween.video import atomic_path, contact_sheet, find_videos, from_uint8, read_video, to_uint8
 from inbetween.world import CLIP_KINDS, Clip
 from interpolate.classical import FlowWarpInterpolator
 from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel
@@ -40,6 +42,8 @@ IMAGE_LOSSES = ("mse", "log_mse")
 _LOG_MSE_FLOOR_PSNR = 50.0
 #: Seed of the sample grid's clips (below the evaluation seeds, above any training seed in use).
 GRID_SEED = 900_000
+#: Part of the item cache's folder name: raise it whenever a change to the code makes other items.
+ITEM_FORMAT = 1
 
 
 def _choose_between(rng: np.random.Generator, gap: int, frames: int) -> list[int]:
@@ -98,7 +102,10 @@ class InterpolationClips(Dataset):
     ``video_short_side`` pixels. Every item is cropped or rendered to ``size`` pixels and, at
     random, mirrored and played backwards.
 
-    An item is a pure function of ``(seed, index)``, computed once and kept:
+    An item is a pure function of ``(seed, index)``, computed once and kept in memory and, when
+    ``cache`` names a folder, in a file there (a subfolder per digest of the options and of the flow
+    estimator's settings and weights), which a resumed run or a loader worker reads back instead of
+    computing it again:
     ``keys`` uint8 ``(2, 3, S, S)``; ``truth`` uint8 ``(F, 3, S, S)``; ``times`` float ``(F,)``;
     ``mask`` bool ``(F,)`` (False on padding, when the gap has fewer in-betweens than ``F``);
     ``flows`` float ``(2, 2, S, S)``: ``flow`` from left to right and back; ``exact_flows``
@@ -113,7 +120,8 @@ class InterpolationClips(Dataset):
                  photo_holdout: int = 10, video_items: int = 0, videos: Sequence[str] = (),
                  training_videos: Sequence[str] = (), video_strides: Sequence[int] = (2, 4),
                  video_skip_frames: int = 64, video_short_side: int = 360, video_max_frames: int = 300,
-                 seed: int = 0):
+                 seed: int = 0, cache: str | None = None):
+        options = {key: value for key, value in locals().items() if key not in ("self", "flow", "cache")}
         if world_items > EVALUATION_SEEDS_START:
             raise InbetweenError(f"world_items must stay below {EVALUATION_SEEDS_START} (evaluation clip seeds).")
         if not 2 <= world_gaps[0] <= world_gaps[1] < world_clip_frames:
@@ -129,6 +137,7 @@ class InterpolationClips(Dataset):
         sources = _video_sources(videos, training_videos, video_skip_frames) if video_items else []
         self.videos = [self._read_video(path, skip, video_short_side, video_max_frames) for path, skip in sources]
         self._items: dict[int, dict[str, torch.Tensor]] = {}
+        self.cache = Path(cache) / _fingerprint(options, flow) if cache else None
 
     def _read_video(self, path: Path, skip: int, short_side: int, max_frames: int) -> np.ndarray:
         """Frames ``skip .. skip + max_frames - 1`` of ``path``, uint8 ``(T, H, W, 3)``, shrunk to ``short_side``."""
@@ -201,8 +210,34 @@ class InterpolationClips(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         if index not in self._items:
-            self._items[index] = self._make(index)
+            self._items[index] = self._cached(index)
         return self._items[index]
+
+    def _cached(self, index: int) -> dict[str, torch.Tensor]:
+        """Item ``index`` from the ``cache`` folder, made (and written there, atomically) if it is not in it."""
+        if self.cache is None:
+            return self._make(index)
+        path = self.cache / f"{index:07d}.pt"
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        item = self._make(index)
+        with atomic_path(path) as tmp:
+            torch.save(item, tmp)
+        return item
+
+
+def _fingerprint(options: dict[str, Any], flow) -> str:
+    """A short digest of :data:`ITEM_FORMAT`, the data options and the flow estimator (its class, its plain
+    settings and the weights of any network it holds): items made otherwise never mix in one cache."""
+    digest = hashlib.sha256(json.dumps([ITEM_FORMAT, options], sort_keys=True, default=str).encode())
+    digest.update(f"{type(flow).__module__}.{type(flow).__qualname__}".encode())
+    for name, value in sorted(vars(flow).items()):
+        if isinstance(value, nn.Module):
+            for key, tensor in value.state_dict().items():
+                digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(value, (str, int, float, bool, type(None), tuple, list)):
+            digest.update(f"{name}={value!r}".encode())
+    return digest.hexdigest()[:16]
 
 
 def visible_share(visible: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

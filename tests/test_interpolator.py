@@ -172,6 +172,32 @@ def test_training_items_are_reproducible_masked_and_never_evaluation_clips():
         InterpolationClips(DISFlow(), world_items=EVALUATION_SEEDS_START + 1)
 
 
+class CountingFlow(DISFlow):
+    """DIS that counts its calls."""
+
+    calls = 0
+
+    def bidirectional(self, first, second):
+        CountingFlow.calls += 1
+        return super().bidirectional(first, second)
+
+
+def test_training_items_are_read_back_from_the_cache_without_recomputing(tmp_path):
+    options = dict(size=32, frames=2, world_items=3, cache=str(tmp_path / "items"))
+    made = InterpolationClips(CountingFlow(), **options)
+    items = [made[index] for index in range(3)]
+    assert CountingFlow.calls == 3
+    (folder,) = (tmp_path / "items").iterdir()
+    assert sorted(path.name for path in folder.iterdir()) == ["0000000.pt", "0000001.pt", "0000002.pt"]
+    for index, item in enumerate(items):  # a new run (same options, same flow) reads them back
+        for key, value in InterpolationClips(CountingFlow(), **options)[index].items():
+            torch.testing.assert_close(value, item[key], atol=0, rtol=0)
+    assert CountingFlow.calls == 3
+    InterpolationClips(CountingFlow(preset="fast"), **options)[0]  # other flow settings: another folder
+    InterpolationClips(CountingFlow(), **{**options, "seed": 1})[0]  # other data options likewise
+    assert CountingFlow.calls == 5 and len(list((tmp_path / "items").iterdir())) == 3
+
+
 @pytest.mark.parametrize("source, margin", [("world", 0.3), ("layered", 0.2)])
 def test_exact_flows_lead_each_in_between_back_to_both_keyframes(source, margin):
     """Through the mirror and play-backwards augmentations, ``exact_flows`` of world and layered photo
