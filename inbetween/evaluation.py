@@ -52,7 +52,7 @@ from inbetween.progress import progress_bar
 from inbetween.sweep import write_run_record, write_table
 from inbetween.video import find_videos, from_uint8, read_image, read_video, to_uint8
 from inbetween.warp import backward_warp, occlusion_mask
-from inbetween.world import CLIP_KINDS, Clip
+from inbetween.world import Clip
 from interpolate.base import Neighbour, Neighbours
 
 PSNR_CAP = 100.0
@@ -110,21 +110,19 @@ def world_cases(gaps: Sequence[int], clip_frames: int, clips_per_kind: int, size
             raise InbetweenError(f"world gaps must be between 2 and clip_frames - 1 = {clip_frames - 1}, got {gap}.")
         frame_times = [k * step for k in range(gap + 1)]
         pairs = list(zip(frame_times[:-1], frame_times[1:]))
-        for kind_index, kind in enumerate(CLIP_KINDS):
-            for index in range(clips_per_kind):
-                clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
-                frames = np.stack([clip.render(t, size) for t in frame_times])
-                flows, visible = zip(*(clip.flow_and_visible(t0, t1, size) for t0, t1 in pairs))
-                yield Case(
-                    subset=f"gap {gap}",
-                    name=f"{kind}-{index}",
-                    keys=frames[[0, -1]],
-                    times=[j / gap for j in range(1, gap)],
-                    truth=frames[1:-1],
-                    reference_flows=np.stack(flows),
-                    reference_visible=np.stack(visible),
-                    key_flow=clip.flow(0.0, frame_times[-1], size),
-                )
+        for kind, index, clip in Clip.every_kind(clips_per_kind, seed):
+            frames = np.stack([clip.render(t, size) for t in frame_times])
+            flows, visible = zip(*(clip.flow_and_visible(t0, t1, size) for t0, t1 in pairs))
+            yield Case(
+                subset=f"gap {gap}",
+                name=f"{kind}-{index}",
+                keys=frames[[0, -1]],
+                times=[j / gap for j in range(1, gap)],
+                truth=frames[1:-1],
+                reference_flows=np.stack(flows),
+                reference_visible=np.stack(visible),
+                key_flow=clip.flow(0.0, frame_times[-1], size),
+            )
 
 
 def _gap_part(gap: int, gaps: int) -> str:
@@ -169,14 +167,12 @@ def world_shot_cases(keyframes: int, between: int, clips_per_kind: int, size: in
     stride = between + 1
     frame_count = (keyframes - 1) * stride + 1
     frame_times = [k / (frame_count - 1) for k in range(frame_count)]
-    for kind_index, kind in enumerate(CLIP_KINDS):
-        for index in range(clips_per_kind):
-            clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
-            frames = np.stack([clip.render(t, size) for t in frame_times])
-            flows = [clip.flow_and_visible(t0, t1, size) for t0, t1 in zip(frame_times[:-1], frame_times[1:])]
-            key_flows = [clip.flow(frame_times[k], frame_times[k + stride], size)
-                         for k in range(0, frame_count - 1, stride)]
-            yield from shot_cases(kind, f"{kind}-{index}", frames, stride, keyframes, flows, key_flows)
+    for kind, index, clip in Clip.every_kind(clips_per_kind, seed):
+        frames = np.stack([clip.render(t, size) for t in frame_times])
+        flows = [clip.flow_and_visible(t0, t1, size) for t0, t1 in zip(frame_times[:-1], frame_times[1:])]
+        key_flows = [clip.flow(frame_times[k], frame_times[k + stride], size)
+                     for k in range(0, frame_count - 1, stride)]
+        yield from shot_cases(kind, f"{kind}-{index}", frames, stride, keyframes, flows, key_flows)
 
 
 def video_shot_cases(paths: Sequence[str], max_frames: int, keyframes: int, stride: int) -> Iterator[Case]:

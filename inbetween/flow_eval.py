@@ -24,7 +24,7 @@ from flow.metrics import endpoint_error
 from inbetween.errors import InbetweenError
 from inbetween.progress import progress_bar
 from inbetween.video import from_uint8, read_image
-from inbetween.world import CLIP_KINDS, Clip
+from inbetween.world import Clip
 
 _FLO_TAG = 202021.25
 
@@ -70,12 +70,10 @@ def sintel_cases(root: str | Path) -> Iterator[FlowCase]:
 def world_flow_cases(gap: int, clip_frames: int, clips_per_kind: int, size: int, seed: int) -> Iterator[FlowCase]:
     """World clips (seeds from ``seed``, every kind): frame 0 -> frame ``gap``, exact flow."""
     t1 = gap / (clip_frames - 1)
-    for kind_index, kind in enumerate(CLIP_KINDS):
-        for index in range(clips_per_kind):
-            clip = Clip.random(seed + kind_index * clips_per_kind + index, kind)
-            frames = np.stack([clip.render(t, size) for t in (0.0, t1)])
-            yield FlowCase(f"world gap {gap}", f"{kind}-{index}", frames, clip.flow(0.0, t1, size),
-                           np.ones((size, size), bool))
+    for kind, index, clip in Clip.every_kind(clips_per_kind, seed):
+        frames = np.stack([clip.render(t, size) for t in (0.0, t1)])
+        yield FlowCase(f"world gap {gap}", f"{kind}-{index}", frames, clip.flow(0.0, t1, size),
+                       np.ones((size, size), bool))
 
 
 def score_flow(estimator, case: FlowCase) -> dict[str, float]:

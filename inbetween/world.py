@@ -454,6 +454,14 @@ class Clip:
         return cls(background, sprites)
 
     @classmethod
+    def every_kind(cls, clips_per_kind: int, seed: int) -> Iterator[tuple[str, int, Clip]]:
+        """``clips_per_kind`` clips of each of :data:`CLIP_KINDS` in turn, as ``(kind, index, clip)``: clip
+        ``index`` of the ``k``-th kind has seed ``seed + k * clips_per_kind + index``."""
+        for kind_index, kind in enumerate(CLIP_KINDS):
+            for index in range(clips_per_kind):
+                yield kind, index, cls.random(seed + kind_index * clips_per_kind + index, kind)
+
+    @classmethod
     def from_scene(cls, scene: Scene) -> Clip:
         """The still clip of ``scene``: its object, unrotated and untextured, at its position."""
         position = POSITIONS[scene.position]

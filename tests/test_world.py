@@ -323,3 +323,10 @@ def test_clip_frames_dataset_is_deterministic_per_index():
     assert ClipFramesDataset(4, 32, times, kinds=("rotate",))[3]["kind"] == "rotate"
     with pytest.raises(InbetweenError, match="wobble"):
         ClipFramesDataset(4, 32, times, kinds=("wobble",))
+
+
+def test_every_kind_gives_each_kind_in_turn_from_consecutive_seeds():
+    clips = list(Clip.every_kind(2, seed=1_000_000))
+    assert [(kind, index) for kind, index, _ in clips] == [(kind, i) for kind in CLIP_KINDS for i in range(2)]
+    for position, (kind, _, clip) in enumerate(clips):
+        assert np.array_equal(clip.render(0.5, 32), Clip.random(1_000_000 + position, kind).render(0.5, 32))
