@@ -38,7 +38,7 @@ from checkpoints import shipped
 from flow.base import FlowEstimator
 from flow.opencv import DISFlow
 from inbetween.errors import InbetweenError
-from inbetween.warp import backward_warp
+from inbetween.warp import backward_warp, round_trip
 from inbetween.weights import load_weights, read_config, save_folder
 
 NETWORK = "flow"  # flow.safetensors
@@ -193,7 +193,7 @@ def _pad_to_stride(image: torch.Tensor) -> torch.Tensor:
 def round_trip_error(flow_01: torch.Tensor, flow_10: torch.Tensor) -> torch.Tensor:
     """``|flow_01(p) + flow_10(p + flow_01(p))|`` in pixels, ``(B, 1, H, W)``: how far a pixel of image 0
     lands from where it started after going to image 1 and back (0 for a consistent pair)."""
-    return (flow_01 + backward_warp(flow_10, flow_01)).norm(dim=1, keepdim=True)
+    return round_trip(flow_01, flow_10)[0].norm(dim=1, keepdim=True)
 
 
 def warp_cost(image0: torch.Tensor, image1: torch.Tensor, flow: torch.Tensor, window: int) -> torch.Tensor:

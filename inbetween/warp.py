@@ -10,7 +10,7 @@ says where a pixel of frame 0 lands in frame 1.
 * :func:`backward_warp` samples: ``out(p) = image(p + flow(p))``.
 * :func:`forward_splat` pushes: every source pixel ``p`` is spread bilinearly onto the
   four pixels around ``p + flow(p)`` and the sums are normalised.
-* :func:`occlusion_mask` / :func:`visibility` test forward-backward consistency.
+* :func:`round_trip`, :func:`occlusion_mask` / :func:`visibility` test forward-backward consistency.
 * :func:`flows_at_time` / :func:`time_flows` give the flows from an intermediate frame at
   time ``t`` back to frames 0 and 1, built by splatting (see :func:`time_flows`); their paths
   are straight unless :func:`polynomial_path` bends them through the shot's other keyframes.
@@ -125,6 +125,16 @@ def forward_splat(
     return splatted, coverage
 
 
+def round_trip(flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a pixel lands after going along ``flow_fw`` and back along ``flow_bw`` (each ``(B, 2, H, W)``).
+
+    Returns ``(residual, flow_bw_at_target)``, each ``(B, 2, H, W)``: ``F(p) + F'(p + F(p))`` with
+    ``F' = flow_bw`` sampled at ``p + F(p)`` (zero for a consistent pair), and that sample ``F'``.
+    """
+    flow_bw_at_target = backward_warp(flow_bw, flow_fw)
+    return flow_fw + flow_bw_at_target, flow_bw_at_target
+
+
 def _consistency_ratio(
     flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha: float, beta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,11 +142,11 @@ def _consistency_ratio(
 
     Returns ``(ratio, inside)``, each ``(B, 1, H, W)``: ``ratio`` is
     ``|F + F'|^2 / (alpha (|F|^2 + |F'|^2) + beta)`` with ``F' = flow_bw`` sampled at
-    ``p + F(p)`` (Sundaram et al. 2010, as used by UnFlow); below 1 means consistent.
+    ``p + F(p)`` (:func:`round_trip`; Sundaram et al. 2010, as used by UnFlow); below 1 means consistent.
     """
     _, _, height, width = flow_fw.shape
-    flow_bw_at_target = backward_warp(flow_bw, flow_fw)
-    error = (flow_fw + flow_bw_at_target).square().sum(1, keepdim=True)
+    residual, flow_bw_at_target = round_trip(flow_fw, flow_bw)
+    error = residual.square().sum(1, keepdim=True)
     tolerance = alpha * (flow_fw.square().sum(1, keepdim=True) + flow_bw_at_target.square().sum(1, keepdim=True)) + beta
     x, y = _displaced(flow_fw)
     inside = ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1)
