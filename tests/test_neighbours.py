@@ -10,12 +10,12 @@ from tqdm import tqdm
 
 from flow import DISFlow
 from inbetween.evaluation import psnr, world_shot_cases
-from inbetween.pipeline import FrameWriter, Stages, fill_shot
+from inbetween.pipeline import FrameWriter, Stages, fill_shot, gap_neighbours
 from inbetween.storyboard import Shot
 from inbetween.video import from_uint8, to_uint8
 from inbetween.warp import polynomial_path
 from inbetween.world import CLIP_KINDS, Clip
-from interpolate import FlowWarpInterpolator, LinearInterpolator, Neighbour, Neighbours
+from interpolate import FlowWarpInterpolator, LinearInterpolator, Neighbours
 from keyframes import ImageKeyframes
 from tests.conftest import textured_frames
 
@@ -51,12 +51,6 @@ def world_shot(kind: str, seed: int, size: int = 64, keyframes: int = 4, stride:
     return frames, from_uint8(frames[::stride]), flows
 
 
-def neighbours_of(keys: torch.Tensor, flows, gap: int) -> Neighbours:
-    before = Neighbour(keys[gap - 1:gap], flows[gap - 1][1], flows[gap - 1][0]) if gap > 0 else None
-    after = Neighbour(keys[gap + 2:gap + 3], flows[gap + 1][0], flows[gap + 1][1]) if gap + 2 < len(keys) else None
-    return Neighbours(before, after)
-
-
 def test_flow_warp_follows_eased_motion_through_the_neighbours():
     """Exact keyframe flows of eased world clips (motion from rest to rest over the shot): the straight
     path misplaces the shapes, the path through the keyframes beyond the gap much less."""
@@ -69,7 +63,7 @@ def test_flow_warp_follows_eased_motion_through_the_neighbours():
             truth = frames[gap * stride + 1:(gap + 1) * stride]
             pair = (keys[gap:gap + 1], keys[gap + 1:gap + 2], *flows[gap], times)
             alone = FlowWarpInterpolator()(*pair)[0]
-            beyond = FlowWarpInterpolator(neighbours=True)(*pair, neighbours=neighbours_of(keys, flows, gap))[0]
+            beyond = FlowWarpInterpolator(neighbours=True)(*pair, neighbours=gap_neighbours(keys, flows, gap))[0]
             gains.append(psnr(to_uint8(beyond), truth) - psnr(to_uint8(alone), truth))
     assert np.mean(gains) > 1.5 and min(gains) > 0.2  # measured: 0.3 to 3.2 dB, mean 2.0
 
@@ -82,7 +76,7 @@ def test_without_neighbours_the_frames_are_those_of_the_gap_alone():
     assert torch.equal(interpolator(keys[1:2], keys[2:3], *flows[1], times), alone)
     assert torch.equal(interpolator(keys[1:2], keys[2:3], *flows[1], times, neighbours=Neighbours()), alone)
     # a first gap has only the keyframe after it, and bends with it
-    first = interpolator(keys[0:1], keys[1:2], *flows[0], times, neighbours=neighbours_of(keys, flows, 0))
+    first = interpolator(keys[0:1], keys[1:2], *flows[0], times, neighbours=gap_neighbours(keys, flows, 0))
     assert not torch.equal(first, FlowWarpInterpolator()(keys[0:1], keys[1:2], *flows[0], times))
 
 
