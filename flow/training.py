@@ -173,11 +173,12 @@ class FlowTask(TrainingTask):
 
     def sample_grid(self, model: nn.Module) -> np.ndarray:
         pairs = self.validation(self.grid_pairs // 2, self.grid_pairs - self.grid_pairs // 2)
+        device = next(model.parameters()).device
         tiles, captions = [], []
         for index in range(len(pairs)):
             item = pairs[index]
-            images = from_uint8(item["images"].movedim(1, -1))
-            prediction = model(images[:1], images[1:])[-1][0][0]
+            images = from_uint8(item["images"].movedim(1, -1)).to(device)
+            prediction = model(images[:1], images[1:])[-1][0][0].float().cpu()
             truth = item["flows"][0].float()
             tiles += [item["images"][0].permute(1, 2, 0).numpy(), flow_to_color(truth.numpy()),
                       flow_to_color(prediction.numpy())]

@@ -35,9 +35,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return pixels.movedim(-3, -1).numpy()
 
 
-def from_uint8(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 ``(..., H, W, 3)`` -> float ``(..., 3, H, W)`` in ``[-1, 1]``."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).movedim(-1, -3).float() / 127.5 - 1
+def from_uint8(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(..., H, W, 3)`` -> float ``(..., 3, H, W)`` in ``[-1, 1]``; a tensor stays on its device."""
+    if not isinstance(pixels, torch.Tensor):
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels))
+    return pixels.movedim(-1, -3).float() / 127.5 - 1
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from inbetween.errors import InbetweenError
 from inbetween.video import (atomic_path, contact_sheet, from_uint8, mp4_writer, probe_video, read_image, read_video,
@@ -14,6 +15,14 @@ def test_uint8_round_trip_is_exact():
     images = from_uint8(pixels)
     assert images.shape == (2, 3, 5, 7) and images.min() >= -1 and images.max() <= 1
     assert np.array_equal(to_uint8(images), pixels)
+
+
+def test_from_uint8_keeps_a_tensor_on_its_device():
+    """A training batch on the GPU is converted where it is (``meta`` stands in for a device NumPy cannot read)."""
+    pixels = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8))
+    assert torch.equal(from_uint8(pixels), from_uint8(pixels.numpy()))
+    on_device = from_uint8(pixels.to("meta"))
+    assert on_device.device.type == "meta" and on_device.shape == (2, 3, 5, 7) and on_device.dtype == torch.float32
 
 
 def test_png_round_trip_and_no_temporary_left(tmp_path):
