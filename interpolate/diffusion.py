@@ -30,11 +30,12 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from checkpoints import shipped
 from inbetween.diffusion import NoiseSchedule, autocast, resolve_precision, sample
 from inbetween.errors import InbetweenError
 from inbetween.warp import backward_warp
 from inbetween.weights import load_weights, read_config, save_folder
-from interpolate.base import Interpolator
+from interpolate.base import Interpolator, Neighbour, Neighbours
 from interpolate.classical import FlowWarpInterpolator, check_times
 from interpolate.tiling import run_tiled
 from interpolate.unet import TemporalUNet
@@ -51,16 +52,19 @@ _LEFT, _RIGHT, _VISIBLE, _FLOWS = slice(9, 12), slice(12, 15), slice(15, 17), sl
 
 
 def conditioning(warper: FlowWarpInterpolator, left: torch.Tensor, right: torch.Tensor, flow_lr: torch.Tensor,
-                 flow_rl: torch.Tensor, times: torch.Tensor, flow_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+                 flow_rl: torch.Tensor, times: torch.Tensor, flow_scale: float,
+                 neighbours: Neighbours | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """What the denoiser sees of each in-between: ``(blend (B, T, 3, H, W), cond (B, T, 21, H, W))``.
 
     ``left``, ``right``: keyframes ``(B, 3, H, W)``; ``flow_lr``, ``flow_rl``: ``(B, 2, H, W)``
     in pixels; ``times``: ``(B, T)`` in ``[0, 1]``. Flows enter divided by ``flow_scale``.
+    ``neighbours``: the shot's keyframes beyond the gap; with them the flows from ``t`` (and so every
+    warp) follow the paths bent through them (:meth:`FlowWarpInterpolator.warp`), else straight lines.
     Frames are warped one time at a time, so memory grows with one frame's worth of splatting.
     """
     blends, conds = [], []
     for t in times.unbind(1):
-        warped = warper.warp(left, right, flow_lr, flow_rl, t.view(-1, 1, 1, 1).to(left))
+        warped = warper.warp(left, right, flow_lr, flow_rl, t.view(-1, 1, 1, 1).to(left), neighbours)
         flows = warped.flows
         conds.append(torch.cat([warped.blend, warped.left, warped.right, left, right, flows.visible_0,
                                 flows.visible_1, flows.flow_t0 / flow_scale, flows.flow_t1 / flow_scale], dim=1))
@@ -139,9 +143,11 @@ class InterpolatorModel:
         """A fresh (untrained) model; ``config`` as in ``config.json``."""
         return cls(TemporalUNet(COND_CHANNELS, OUTPUT_CHANNELS, **config["unet"]), config, FlowWarpInterpolator())
 
-    def conditioning(self, left, right, flow_lr, flow_rl, times) -> tuple[torch.Tensor, torch.Tensor]:
+    def conditioning(self, left, right, flow_lr, flow_rl, times,
+                     neighbours: Neighbours | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`conditioning` with this model's flow scale."""
-        return conditioning(self.warper, left, right, flow_lr, flow_rl, times, self.config["flow_scale"])
+        return conditioning(self.warper, left, right, flow_lr, flow_rl, times, self.config["flow_scale"],
+                            neighbours)
 
     def residual_target(self, truth: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
         """The diffusion variable for true frames ``truth`` over ``blend`` (both ``(B, T, 3, H, W)``)."""
@@ -188,7 +194,8 @@ class InterpolatorModel:
 class DiffusionInterpolator(Interpolator):
     """In-betweens sampled by a trained :class:`InterpolatorModel` (see the module docstring).
 
-    * ``checkpoint``: a model folder (``inbetween train stage=interpolator`` writes ``OUT/model``).
+    * ``checkpoint``: a model folder (``inbetween train stage=interpolator`` writes ``OUT/model``); None:
+      the shipped ``checkpoints/interpolator`` (see its model card).
     * ``sampler``, ``steps``, ``eta``: the diffusion core's sampler (see
       :func:`inbetween.diffusion.sample`); ``steps=1`` returns the one-shot mean estimate.
     * ``seed``: the noise of every call is drawn from it, at full frame size, so the same
@@ -199,17 +206,21 @@ class DiffusionInterpolator(Interpolator):
       splits longer gaps into runs of this many.
     * ``precision``: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 where the device computes it
       natively; see :func:`inbetween.diffusion.resolve_precision`).
+    * ``neighbours``: take the shot's keyframes beyond the gap (``k - 1``, ``k + 2``): the model is
+      conditioned on flows from ``t`` along paths bent through them (:func:`conditioning`), for curved
+      and eased motion. Without them, or in a shot of two keyframes, the frames are the gap's alone.
     """
 
     name = "diffusion"
     needs_flow = True
+    accepts_neighbours = True
 
-    def __init__(self, checkpoint: str, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
+    def __init__(self, checkpoint: str | None = None, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
                  seed: int = 0, tile: int = 256, overlap: int = 64, times_per_call: int = 16, precision: str = "auto",
-                 device: str = "cpu"):
+                 neighbours: bool = False, device: str = "cpu"):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.model = InterpolatorModel.load(checkpoint, device)
+        self.model = InterpolatorModel.load(checkpoint or shipped("interpolator"), device)
         multiple = self.model.unet.multiple
         if tile % multiple or not 0 <= overlap < tile:
             raise InbetweenError(f"tile must be a multiple of {multiple} and overlap in [0, tile); "
@@ -218,9 +229,11 @@ class DiffusionInterpolator(Interpolator):
         if times_per_call < 1:
             raise InbetweenError(f"times_per_call must be 1 or more, got {times_per_call}.")
         self.tile, self.overlap, self.times_per_call = tile, overlap, times_per_call
+        self.uses_neighbours = neighbours
 
     @torch.no_grad()
-    def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float]) -> torch.Tensor:
+    def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float],
+                 neighbours: Neighbours | None = None) -> torch.Tensor:
         if flow_lr is None or flow_rl is None:
             raise InbetweenError("the diffusion interpolator needs flow in both directions; configure a flow estimator")
         times = check_times(times)
@@ -229,7 +242,8 @@ class DiffusionInterpolator(Interpolator):
             return left.new_zeros((left.shape[0], 0, 3, height, width))
         left, right, flow_lr, flow_rl = (x.to(self.device, torch.float32) for x in (left, right, flow_lr, flow_rl))
         time_grid = torch.tensor(times, device=self.device).expand(left.shape[0], -1)
-        blend, cond = self.model.conditioning(left, right, flow_lr, flow_rl, time_grid)
+        blend, cond = self.model.conditioning(left, right, flow_lr, flow_rl, time_grid,
+                                              self._on_device(neighbours))
         multiple = self.model.unet.multiple
         cond = _pad_to(cond, multiple)
         generator = torch.Generator().manual_seed(self.seed)
@@ -239,3 +253,16 @@ class DiffusionInterpolator(Interpolator):
             residual = sample(denoise, noise, self.model.schedule, self.sampler, self.steps, self.eta,
                               torch.Generator(self.device).manual_seed(self.seed + 1))
         return self.model.frames(blend, residual[..., :height, :width]).to(left)
+
+    def _on_device(self, neighbours: Neighbours | None) -> Neighbours | None:
+        """``neighbours`` with every tensor float32 on this interpolator's device."""
+        if neighbours is None:
+            return None
+
+        def moved(neighbour: Neighbour | None) -> Neighbour | None:
+            if neighbour is None:
+                return None
+            return Neighbour(*(x.to(self.device, torch.float32) for x in
+                               (neighbour.image, neighbour.flow_from_gap, neighbour.flow_to_gap)))
+
+        return Neighbours(moved(neighbours.before), moved(neighbours.after))

@@ -2,7 +2,8 @@
 
 :class:`InterpolationClips` mixes Shapes World clips and layered photo clips (keyframes 2 to 8
 frames apart, exact renders and exact flow at any ``t``) with random crops of real videos
-(frames dropped at random strides); :class:`InterpolatorTask` trains
+(frames dropped at random strides), optionally as gaps of shots with the keyframes beyond them
+(``neighbour_share``); :class:`InterpolatorTask` trains
 :class:`interpolate.unet.TemporalUNet` to denoise the residual of the true in-betweens over
 flow warping, with the flow from the configured estimator (the learned one by default), as at
 inference; where the truth is exact the flows it corrects are also held to the exact ones and its
@@ -30,6 +31,7 @@ from inbetween.layered import photo_paths, random_clip
 from inbetween.training import TrainingTask
 from inbetween.video import atomic_path, contact_sheet, find_videos, from_uint8, read_video, to_uint8
 from inbetween.world import CLIP_KINDS, Clip
+from interpolate.base import Neighbour, Neighbours
 from interpolate.classical import FlowWarpInterpolator
 from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel
 from interpolate.unet import TemporalUNet
@@ -44,6 +46,10 @@ _LOG_MSE_FLOOR_PSNR = 50.0
 GRID_SEED = 900_000
 #: Part of the item cache's folder name: raise it whenever a change to the code makes other items.
 ITEM_FORMAT = 1
+#: Gaps of a training shot (``neighbour_share``): 4 keyframes evenly over the clip, as in ``world_shots``.
+SHOT_GAPS = 3
+#: The keyframes beyond a gap, uint8 ``(S, S, 3)``, each None where the shot has none: ``(before, after)``.
+Beyond = tuple[np.ndarray | None, np.ndarray | None]
 
 
 def _choose_between(rng: np.random.Generator, gap: int, frames: int) -> list[int]:
@@ -53,26 +59,35 @@ def _choose_between(rng: np.random.Generator, gap: int, frames: int) -> list[int
 
 def _clip_sequence(render: Callable[[float], np.ndarray],
                    flow_and_visible: Callable[[float, float], tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
-                   clip_frames: int, gaps: Sequence[int], frames: int
-                   ) -> tuple[np.ndarray, list[int], int, tuple[np.ndarray, np.ndarray]]:
+                   clip_frames: int, gaps: Sequence[int], frames: int, shot: bool = False
+                   ) -> tuple[np.ndarray, list[int], int, tuple[np.ndarray, np.ndarray], Beyond]:
     """A stretch of a clip rendered exactly at any ``t`` in ``[0, 1]`` (a Shapes World or a layered photo
-    clip), seen as ``clip_frames`` frames: keyframes a random gap in ``gaps`` (inclusive) apart.
+    clip), seen as ``clip_frames`` frames: keyframes a random gap in ``gaps`` (inclusive) apart. With
+    ``shot``, the clip is instead a shot of ``SHOT_GAPS + 1`` keyframes evenly over ``[0, 1]``, seen
+    ``gap`` frames apart, and the stretch a random one of its gaps, with the keyframes beyond it.
 
     ``render(t)``: uint8 ``(S, S, 3)``; ``flow_and_visible(t0, t1)``: the exact flow ``(2, S, S)`` and
     visibility ``(S, S)``. Returns frames uint8 ``(gap + 1, S, S, 3)`` (only the keyframes and chosen
-    in-betweens rendered), the chosen in-between offsets, the gap, and the ground truth of each
+    in-betweens rendered), the chosen in-between offsets, the gap, the ground truth of each
     in-between towards the left and right keyframe: exact flows float32 ``(len(offsets), 2, 2, S, S)``
-    and visibility bool ``(len(offsets), 2, S, S)``."""
+    and visibility bool ``(len(offsets), 2, S, S)``, and the keyframes beyond the gap (:data:`Beyond`)."""
     gap = int(rng.integers(gaps[0], gaps[1] + 1))
-    start = int(rng.integers(0, clip_frames - gap))
+    if shot:
+        place = int(rng.integers(SHOT_GAPS))
+        beyond = (-gap if place > 0 else None, 2 * gap if place < SHOT_GAPS - 1 else None)
+        time_of = lambda k: (place + k / gap) / SHOT_GAPS  # noqa: E731
+    else:
+        start = int(rng.integers(0, clip_frames - gap))
+        beyond = (None, None)
+        time_of = lambda k: (start + k) / (clip_frames - 1)  # noqa: E731
     offsets = _choose_between(rng, gap, frames)
-    time_of = {k: (start + k) / (clip_frames - 1) for k in (0, *offsets, gap)}
-    rendered = {k: render(t) for k, t in time_of.items()}
+    rendered = {k: render(time_of(k)) for k in (0, *offsets, gap)}
     sequence = np.stack([rendered.get(k, rendered[0]) for k in range(gap + 1)])
-    ground_truth = [[flow_and_visible(time_of[k], time_of[key]) for key in (0, gap)] for k in offsets]
+    ground_truth = [[flow_and_visible(time_of(k), time_of(key)) for key in (0, gap)] for k in offsets]
     exact = np.stack([[flow for flow, _ in per_frame] for per_frame in ground_truth])
     visible = np.stack([[mask for _, mask in per_frame] for per_frame in ground_truth])
-    return sequence, offsets, gap, (exact, visible)
+    neighbours = tuple(None if k is None else render(time_of(k)) for k in beyond)
+    return sequence, offsets, gap, (exact, visible), neighbours
 
 
 def _video_sources(videos: Sequence[str], training_videos: Sequence[str], skip: int) -> list[tuple[Path, int]]:
@@ -113,6 +128,14 @@ class InterpolationClips(Dataset):
     keyframe (pixels), and ``exact_visible`` bool ``(F, 2, S, S)``: whether each pixel of the
     in-between is seen in the left / right keyframe, both known where ``exact_known`` bool
     ``(F,)`` (world and layered items, not padding).
+
+    With ``neighbour_share`` > 0, that share of the items (drawn per item) is a gap of a shot of
+    ``SHOT_GAPS + 1`` keyframes (at ``t = 0, 1/3, 2/3, 1`` of a world or layered clip, or
+    ``gap`` video frames apart), its first, middle or last gap at random, and every item also holds
+    the shot's keyframes beyond the gap: ``beyond`` uint8 ``(2, 3, S, S)`` (keyframe ``k - 1``, keyframe
+    ``k + 2``), ``beyond_flows`` float16 ``(2, 2, 2, S, S)`` (per neighbour: the flow from the gap's
+    nearer keyframe to it, and back) and ``beyond_known`` bool ``(2,)``; zeros and False where the shot
+    has no such keyframe (a first or last gap, or an item that is not a shot).
     """
 
     def __init__(self, flow, size: int = 128, frames: int = 3, world_items: int = 3000, world_clip_frames: int = 9,
@@ -120,14 +143,18 @@ class InterpolationClips(Dataset):
                  photo_holdout: int = 10, video_items: int = 0, videos: Sequence[str] = (),
                  training_videos: Sequence[str] = (), video_strides: Sequence[int] = (2, 4),
                  video_skip_frames: int = 64, video_short_side: int = 360, video_max_frames: int = 300,
-                 seed: int = 0, cache: str | None = None):
+                 neighbour_share: float = 0.0, seed: int = 0, cache: str | None = None):
         options = {key: value for key, value in locals().items() if key not in ("self", "flow", "cache")}
         if world_items > EVALUATION_SEEDS_START:
             raise InbetweenError(f"world_items must stay below {EVALUATION_SEEDS_START} (evaluation clip seeds).")
         if not 2 <= world_gaps[0] <= world_gaps[1] < world_clip_frames:
             raise InbetweenError(f"world_gaps must be [low, high] with 2 <= low <= high < world_clip_frames; "
                                  f"got {list(world_gaps)}.")
+        if not 0 <= neighbour_share <= 1:
+            raise InbetweenError(f"task.data.neighbour_share is a share of the items and must be in [0, 1], "
+                                 f"got {neighbour_share}.")
         self.flow, self.size, self.frames, self.seed = flow, size, frames, seed
+        self.neighbour_share = neighbour_share
         self.world_items, self.clip_frames, self.gaps = world_items, world_clip_frames, tuple(world_gaps)
         self.layered_items = layered_items
         if layered_items and photos is None:
@@ -146,7 +173,8 @@ class InterpolationClips(Dataset):
         if scale < 1:
             size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
             frames = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
-        if len(frames) <= self.strides[1] or min(frames.shape[1:3]) < self.size:
+        longest = self.strides[1] * (SHOT_GAPS if self.neighbour_share else 1)  # a shot's span
+        if len(frames) <= longest or min(frames.shape[1:3]) < self.size:
             raise InbetweenError(f"video {path} is too short or smaller than {self.size} px after skipping {skip} "
                                  f"frames and shrinking to {short_side} px.")
         return frames
@@ -154,14 +182,19 @@ class InterpolationClips(Dataset):
     def __len__(self) -> int:
         return self.world_items + self.layered_items + self.video_items
 
-    def _video_sequence(self, rng: np.random.Generator) -> tuple[np.ndarray, list[int], int, None]:
+    def _video_sequence(self, rng: np.random.Generator, shot: bool) -> tuple[np.ndarray, list[int], int, None, Beyond]:
+        """A crop of real video, as :func:`_clip_sequence` returns it (no ground truth); with ``shot``, a random
+        gap of a shot of ``SHOT_GAPS + 1`` keyframes, with the keyframes beyond it."""
         frames = self.videos[int(rng.integers(len(self.videos)))]
         gap = int(rng.integers(self.strides[0], self.strides[1] + 1))
-        start = int(rng.integers(0, len(frames) - gap))
+        place = int(rng.integers(SHOT_GAPS)) if shot else None
+        before, after = shot and place > 0, shot and place < SHOT_GAPS - 1
+        start = int(rng.integers(gap * before, len(frames) - gap * (1 + after)))
         top = int(rng.integers(0, frames.shape[1] - self.size + 1))
         left = int(rng.integers(0, frames.shape[2] - self.size + 1))
-        sequence = frames[start:start + gap + 1, top:top + self.size, left:left + self.size]
-        return sequence, _choose_between(rng, gap, self.frames), gap, None
+        crop = frames[:, top:top + self.size, left:left + self.size]
+        beyond = (crop[start - gap] if before else None, crop[start + 2 * gap] if after else None)
+        return crop[start:start + gap + 1], _choose_between(rng, gap, self.frames), gap, None, beyond
 
     def _exact_clip(self, index: int) -> tuple[Callable, Callable]:
         """``(render, flow_and_visible)`` of item ``index``'s world or layered clip at this size (see
@@ -174,28 +207,31 @@ class InterpolationClips(Dataset):
 
     def _make(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
+        shot = bool(self.neighbour_share) and rng.random() < self.neighbour_share
         exactly_known = index < self.world_items + self.layered_items
         if exactly_known:
             render, flow_and_visible = self._exact_clip(index)
-            sequence, offsets, gap, ground_truth = _clip_sequence(render, flow_and_visible, rng, self.clip_frames,
-                                                                  self.gaps, self.frames)
+            sequence, offsets, gap, ground_truth, beyond = _clip_sequence(
+                render, flow_and_visible, rng, self.clip_frames, self.gaps, self.frames, shot)
         else:
-            sequence, offsets, gap, ground_truth = self._video_sequence(rng)
+            sequence, offsets, gap, ground_truth, beyond = self._video_sequence(rng, shot)
         exact, visible = ground_truth or (np.zeros((len(offsets), 2, 2, self.size, self.size), np.float32),
                                           np.zeros((len(offsets), 2, self.size, self.size), bool))
         known = [exactly_known] * len(offsets)
         if rng.random() < 0.5:  # mirror left-right
             sequence, visible = sequence[:, :, ::-1], visible[..., ::-1]
             exact = exact[..., ::-1] * np.array([-1, 1], np.float32)[:, None, None]
+            beyond = tuple(None if image is None else image[:, ::-1] for image in beyond)
         if rng.random() < 0.5:  # play backwards: the keyframes swap
             sequence, offsets = sequence[::-1], sorted(gap - k for k in offsets)
             exact, visible = exact[::-1, ::-1], visible[::-1, ::-1]
+            beyond = beyond[::-1]
         keys = np.ascontiguousarray(sequence[[0, gap]])  # (2, S, S, 3)
         flow_lr, flow_rl = self.flow.bidirectional(from_uint8(keys[:1]), from_uint8(keys[1:]))
         truth = torch.from_numpy(np.ascontiguousarray(sequence[offsets])).permute(0, 3, 1, 2)
         exact = torch.from_numpy(np.ascontiguousarray(exact)).flatten(1, 2).half()
         visible = torch.from_numpy(np.ascontiguousarray(visible))
-        return {
+        item = {
             "keys": torch.from_numpy(keys).permute(0, 3, 1, 2),
             "truth": _pad_frames(truth, self.frames),
             "times": torch.tensor([k / gap for k in offsets] + [0.5] * (self.frames - len(offsets))),
@@ -205,6 +241,23 @@ class InterpolationClips(Dataset):
             "exact_visible": _pad_frames(visible, self.frames),
             "exact_known": _pad_frames(torch.tensor(known, dtype=torch.bool), self.frames),
         }
+        if self.neighbour_share:
+            item.update(self._beyond_fields(keys, beyond))
+        return item
+
+    def _beyond_fields(self, keys: np.ndarray, beyond: Beyond) -> dict[str, torch.Tensor]:
+        """The item's keyframes beyond the gap (``keys`` uint8 ``(2, S, S, 3)``: the gap's own) and their flow
+        both ways with the gap's nearer keyframe (see the class docstring)."""
+        images = torch.zeros((2, 3, self.size, self.size), dtype=torch.uint8)
+        flows = torch.zeros((2, 2, 2, self.size, self.size), dtype=torch.float16)
+        known = torch.zeros(2, dtype=torch.bool)
+        for side, (nearer, image) in enumerate(zip(keys, beyond)):
+            if image is not None:
+                images[side] = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+                from_gap, to_gap = self.flow.bidirectional(from_uint8(nearer[None]), from_uint8(image[None]))
+                flows[side] = torch.cat([from_gap, to_gap]).half()
+                known[side] = True
+        return {"beyond": images, "beyond_flows": flows, "beyond_known": known}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
@@ -254,6 +307,26 @@ def visible_share(visible: torch.Tensor, times: torch.Tensor) -> tuple[torch.Ten
     return left / (left + right).clamp_min(1e-6), seen
 
 
+def batch_conditioning(model: InterpolatorModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.conditioning`` of a batch of :class:`InterpolationClips` items: ``(blend, cond)``, each
+    ``(B, T, ., H, W)``. Items that hold keyframes beyond their gap (``beyond_known``) are conditioned on the
+    paths bent through them; the batch is split by which neighbours its items have, each part conditioned
+    with those, and put back in order."""
+    keys, flows, times = _unit(batch["keys"]), batch["flows"], batch["times"]
+    known = batch.get("beyond_known", torch.zeros((len(keys), 2), dtype=torch.bool, device=keys.device))
+    blend = cond = None
+    for pattern in known.unique(dim=0):
+        rows = (known == pattern).all(dim=1).nonzero().squeeze(1)
+        beyond = [Neighbour(_unit(batch["beyond"][rows, side]), *batch["beyond_flows"][rows, side].float().unbind(1))
+                  if present else None for side, present in enumerate(pattern.tolist())]
+        part = model.conditioning(keys[rows, 0], keys[rows, 1], flows[rows, 0], flows[rows, 1], times[rows],
+                                  Neighbours(*beyond))
+        if blend is None:
+            blend, cond = (x.new_empty((len(keys), *x.shape[1:])) for x in part)
+        blend[rows], cond[rows] = part
+    return blend, cond
+
+
 def _pad_frames(per_frame: torch.Tensor, frames: int) -> torch.Tensor:
     """``per_frame`` ``(F', ...)`` padded with zeros (False) to ``(frames, ...)``."""
     return torch.cat([per_frame, per_frame.new_zeros((frames - len(per_frame), *per_frame.shape[1:]))])
@@ -281,6 +354,10 @@ class InterpolatorTask(TrainingTask):
     Minimising the log error maximises the mean PSNR over items, the figure ``inbetween
     evaluate`` reports: with the plain squared error, items flow warping already renders at
     45 dB weigh nothing next to the hard ones, so the network is free to add noise to them.
+
+    ``init``: an interpolator model folder to start from (e.g. ``checkpoints/interpolator``; its
+    ``unet``, ``schedule``, ``residual_scale`` and ``flow_scale`` must be this task's), or None for
+    random weights.
     """
 
     name = "interpolator"
@@ -288,7 +365,7 @@ class InterpolatorTask(TrainingTask):
     def __init__(self, flow, data: dict[str, Any] | None = None, unet: dict[str, Any] | None = None,
                  schedule: str = "cosine", residual_scale: float = 5.0, flow_scale: float = 32.0,
                  flow_loss: float = 5.0, visibility_loss: float = 1.0, image_loss: str = "log_mse",
-                 grid_clips: int = 4):
+                 grid_clips: int = 4, init: str | None = None):
         if image_loss not in IMAGE_LOSSES:
             raise InbetweenError(f"task.image_loss must be one of {list(IMAGE_LOSSES)}, got {image_loss!r}.")
         if flow_loss < 0 or visibility_loss < 0:
@@ -299,10 +376,17 @@ class InterpolatorTask(TrainingTask):
                        "flow_scale": flow_scale}
         self.flow_loss, self.visibility_loss, self.image_loss = flow_loss, visibility_loss, image_loss
         self.warper = FlowWarpInterpolator()
+        self.init = init
         self._data: InterpolationClips | None = None
 
     def build_model(self) -> nn.Module:
-        return TemporalUNet(COND_CHANNELS, OUTPUT_CHANNELS, **self.config["unet"])
+        if self.init is None:
+            return TemporalUNet(COND_CHANNELS, OUTPUT_CHANNELS, **self.config["unet"])
+        start = InterpolatorModel.load(self.init)
+        if start.config != json.loads(json.dumps(self.config)):
+            raise InbetweenError(f"task.init={self.init} holds a model with other settings than this task "
+                                 f"({start.config}); use them, or train from scratch (task.init=null).")
+        return start.unet.train().requires_grad_(True)
 
     def dataset(self) -> Dataset:
         if self._data is None:
@@ -311,10 +395,9 @@ class InterpolatorTask(TrainingTask):
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         interpolator = self._model(model)
-        keys, truth = _unit(batch["keys"]), _unit(batch["truth"])
-        flows, times, mask = batch["flows"], batch["times"], batch["mask"]
-        with torch.no_grad(), torch.autocast(keys.device.type, enabled=False):
-            blend, cond = interpolator.conditioning(keys[:, 0], keys[:, 1], flows[:, 0], flows[:, 1], times)
+        truth, times, mask = _unit(batch["truth"]), batch["times"], batch["mask"]
+        with torch.no_grad(), torch.autocast(truth.device.type, enabled=False):
+            blend, cond = batch_conditioning(interpolator, batch)
             target = interpolator.residual_target(truth, blend)
         x_t, t, _ = interpolator.schedule.noised(target, generator)
         answer = interpolator.synthesise(model(x_t, t, cond, times, mask), cond, times)

@@ -126,12 +126,10 @@ def bad_input_cases(tmp_path: Path, keyframe_files: list[Path]) -> dict[str, tup
     a, b = (str(p) for p in keyframe_files[:2])
     return {
         "no images": (["interpolate"], "images is not set; pass images=VALUE"),
-        "diffusion without checkpoint": (["generate", "keyframes=world", "interpolate=diffusion"],
-                                         "interpolate.checkpoint is not set"),
-        "interpolate with diffusion without checkpoint": (["interpolate", f"images=[{a},{b}]", "interpolate=diffusion"],
-                                                          "interpolate.checkpoint is not set"),
-        "evaluate diffusion without checkpoint": (["evaluate", "methods=[flow_warp,diffusion]", "datasets=[world]"],
-                                                  "pass +method_options.diffusion.checkpoint=VALUE"),
+        "pretrained keyframes without model": (["generate", "keyframes=pretrained"], "keyframes.model is not set"),
+        "evaluate pretrained keyframes without model": (["evaluate", "keyframe_methods=[world,pretrained]",
+                                                         "datasets=[captions]"],
+                                                        "pass +keyframe_method_options.pretrained.model=VALUE"),
         "missing image": (["interpolate", f"images=[{a},{tmp_path / 'nope.png'}]"], "does not exist"),
         "unreadable image": (["interpolate", f"images=[{a},{broken}]"], "could not be read"),
         "different sizes": (["interpolate", f"images=[{a},{small}]"], "same size"),
@@ -147,8 +145,8 @@ def bad_input_cases(tmp_path: Path, keyframe_files: list[Path]) -> dict[str, tup
     }
 
 
-@pytest.mark.parametrize("case", ["no images", "diffusion without checkpoint",
-                                  "interpolate with diffusion without checkpoint", "evaluate diffusion without checkpoint",
+@pytest.mark.parametrize("case", ["no images", "pretrained keyframes without model",
+                                  "evaluate pretrained keyframes without model",
                                   "missing image", "unreadable image", "different sizes", "one keyframe",
                                   "negative between", "invalid yaml", "no shots", "unknown caption word",
                                   "unknown option", "unknown key", "unknown stage key", "unknown command"])

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from torch import nn
+from torch.utils.data import default_collate
 
+from checkpoints import shipped
 from flow import DISFlow
 from inbetween.errors import InbetweenError
 from inbetween.video import find_videos, from_uint8, read_video
@@ -19,7 +23,8 @@ from inbetween.world import Clip
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel
 from interpolate.tiling import run_tiled, tile_starts
-from interpolate.training import EVALUATION_SEEDS_START, InterpolationClips, InterpolatorTask, visible_share
+from interpolate.training import (EVALUATION_SEEDS_START, InterpolationClips, InterpolatorTask, _clip_sequence,
+                                  batch_conditioning, visible_share)
 from interpolate.unet import TemporalUNet
 from tests.conftest import SHARED_DATA, run_cli
 
@@ -172,6 +177,65 @@ def test_training_items_are_reproducible_masked_and_never_evaluation_clips():
         InterpolationClips(DISFlow(), world_items=EVALUATION_SEEDS_START + 1)
 
 
+def time_coded_render(t: float) -> np.ndarray:
+    """A flat 8x8 frame whose value is ``t`` in 1/240ths: each frame says when it was rendered."""
+    return np.full((8, 8, 3), round(t * 240), np.uint8)
+
+
+def test_shot_sequences_are_a_gap_of_four_keyframes_with_the_keyframes_beyond():
+    places = set()
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        sequence, offsets, gap, _, (before, after) = _clip_sequence(
+            time_coded_render, lambda t0, t1: (np.zeros((2, 8, 8), np.float32), np.ones((8, 8), bool)),
+            rng, 9, (2, 8), 3, shot=True)
+        left, right = int(sequence[0, 0, 0, 0]), int(sequence[gap, 0, 0, 0])
+        assert right - left == 80 and left in (0, 80, 160)  # one of the gaps of keyframes at t = 0, 1/3, 2/3, 1
+        assert [int(sequence[k, 0, 0, 0]) for k in offsets] == [left + round(80 * k / gap) for k in offsets]
+        assert (before is None) == (left == 0) and (after is None) == (right == 240)
+        assert before is None or int(before[0, 0, 0]) == left - 80
+        assert after is None or int(after[0, 0, 0]) == right + 80
+        places.add(left)
+    assert places == {0, 80, 160}
+
+
+def test_video_shot_items_take_the_frames_a_gap_before_and_after():
+    """Frames coded by their index: the keyframes beyond a gap are the video's frames one gap before the left
+    keyframe and one after the right, also when the item is played backwards."""
+    data = InterpolationClips(DISFlow(), size=8, frames=2, world_items=0, neighbour_share=1.0)
+    data.video_items, data.strides = 40, (2, 4)
+    data.videos = [np.broadcast_to(np.arange(30, dtype=np.uint8)[:, None, None, None] * 8, (30, 8, 8, 3))]
+    patterns = set()
+    for index in range(40):
+        item = data[index]
+        left, right = (int(key[0, 0, 0]) // 8 for key in item["keys"])
+        step = right - left  # negative when played backwards
+        assert 2 <= abs(step) <= 4
+        for side, (expected, present) in enumerate(zip((left - step, right + step), item["beyond_known"].tolist())):
+            image = item["beyond"][side]
+            assert int(image[0, 0, 0]) // 8 == expected if present else not image.any()
+        patterns.add(tuple(item["beyond_known"].tolist()))
+    assert patterns == {(True, True), (True, False), (False, True)}
+
+
+def test_a_batch_of_items_with_and_without_neighbours_is_conditioned_item_by_item():
+    data = InterpolationClips(DISFlow(), size=32, frames=2, world_items=12, neighbour_share=0.7)
+    items = [data[index] for index in range(12)]
+    assert len({tuple(item["beyond_known"].tolist()) for item in items}) >= 3
+    model = InterpolatorModel.build(TINY_CONFIG)
+    blend, cond = batch_conditioning(model, default_collate(items))
+    for row, item in enumerate(items):
+        alone = batch_conditioning(model, default_collate([item]))
+        torch.testing.assert_close(blend[row], alone[0][0])
+        torch.testing.assert_close(cond[row], alone[1][0])
+        if item["beyond_known"].any():
+            straight = model.conditioning(*(from_uint8(key.permute(1, 2, 0))[None] for key in item["keys"]),
+                                          *item["flows"][:, None], item["times"][None])
+            assert (straight[1][0] - cond[row]).abs().max() > 1e-3
+    with pytest.raises(InbetweenError, match="neighbour_share"):
+        InterpolationClips(DISFlow(), neighbour_share=1.5)
+
+
 class CountingFlow(DISFlow):
     """DIS that counts its calls."""
 
@@ -301,6 +365,27 @@ def test_training_stopped_and_resumed_ends_with_the_same_weights(tmp_path):
     loaded = DiffusionInterpolator(str(whole / "model"))
     left, right, flow_lr, flow_rl = world_pair((32, 32))
     assert loaded(left, right, flow_lr, flow_rl, [0.5]).shape == (1, 1, 3, 32, 32)
+
+
+def test_training_starts_from_a_model_folder_with_the_same_settings(tiny_folder):
+    model = InterpolatorTask(DISFlow(), unet=TINY_UNET, init=str(tiny_folder)).build_model()
+    saved = InterpolatorModel.load(tiny_folder).unet.state_dict()
+    assert model.training and all(parameter.requires_grad for parameter in model.parameters())
+    assert all(torch.equal(tensor, saved[key]) for key, tensor in model.state_dict().items())
+    other = InterpolatorTask(DISFlow(), unet={**TINY_UNET, "refine_channels": 4}, init=str(tiny_folder))
+    with pytest.raises(InbetweenError, match="task.init"):
+        other.build_model()
+
+
+def test_the_shipped_model_is_the_default_and_training_can_go_on_from_it():
+    stage = yaml.safe_load((Path(__file__).parents[1] / "conf" / "stage" / "interpolator.yaml").read_text())["task"]
+    settings = {key: stage[key] for key in ("unet", "schedule", "residual_scale", "flow_scale")}
+    network = InterpolatorTask(DISFlow(), **settings, init=str(shipped("interpolator"))).build_model()
+    default = DiffusionInterpolator(steps=1)
+    saved = default.model.unet.state_dict()
+    assert all(torch.equal(tensor, saved[key]) for key, tensor in network.state_dict().items())
+    left, right, flow_lr, flow_rl = world_pair((32, 32))
+    assert default(left, right, flow_lr, flow_rl, [0.5]).shape == (1, 1, 3, 32, 32)
 
 
 def test_tiled_inference_matches_untiled_on_a_mid_size_frame(tiny_folder):

@@ -15,9 +15,11 @@ from inbetween.storyboard import Shot
 from inbetween.video import from_uint8, to_uint8
 from inbetween.warp import polynomial_path
 from inbetween.world import CLIP_KINDS, Clip
-from interpolate import FlowWarpInterpolator, LinearInterpolator, Neighbours
+from interpolate import DiffusionInterpolator, FlowWarpInterpolator, LinearInterpolator, Neighbours
+from interpolate.diffusion import InterpolatorModel
 from keyframes import ImageKeyframes
 from tests.conftest import textured_frames
+from tests.test_interpolator import TINY_CONFIG, randomised
 
 
 def field(dx: float, dy: float) -> torch.Tensor:
@@ -78,6 +80,24 @@ def test_without_neighbours_the_frames_are_those_of_the_gap_alone():
     # a first gap has only the keyframe after it, and bends with it
     first = interpolator(keys[0:1], keys[1:2], *flows[0], times, neighbours=gap_neighbours(keys, flows, 0))
     assert not torch.equal(first, FlowWarpInterpolator()(keys[0:1], keys[1:2], *flows[0], times))
+
+
+def test_diffusion_is_conditioned_on_the_bent_paths_and_is_unchanged_without_neighbours(tmp_path):
+    frames, keys, flows = world_shot("ease", 500004)
+    model = InterpolatorModel.build(TINY_CONFIG)
+    randomised(model.unet).eval()
+    model.save(tmp_path)
+    times = [0.3, 0.7]
+    pair = (keys[1:2], keys[2:3], *flows[1])
+    neighbours = gap_neighbours(keys, flows, 1)
+    blend, _ = model.conditioning(*pair, torch.tensor([times]), neighbours)
+    torch.testing.assert_close(blend, FlowWarpInterpolator(neighbours=True)(*pair, times, neighbours=neighbours))
+    interpolator = DiffusionInterpolator(str(tmp_path), neighbours=True)
+    assert interpolator.accepts_neighbours and interpolator.uses_neighbours
+    assert not DiffusionInterpolator(str(tmp_path)).uses_neighbours
+    alone = interpolator(*pair, times)
+    assert torch.equal(interpolator(*pair, times, neighbours=Neighbours()), alone)
+    assert (interpolator(*pair, times, neighbours=neighbours) - alone).abs().max() > 0.05
 
 
 class RecordingInterpolator(LinearInterpolator):
