@@ -154,11 +154,12 @@ def test_bad_input_gets_the_cli_message_and_leaves_no_run(studio_app, tmp_path: 
     unreadable = client.post("/api/storyboard/read", data=b"shots: []\n")
     assert unreadable.status_code == 400 and "non-empty list of shots" in unreadable.get_json()["error"]
 
-    # A mistake only the command finds (no trained interpolator given): the job fails with its message.
+    # A mistake only the command finds (an interpolator folder that is not one): the job fails with its message.
     keys = run_job(client, runner, "keyframes", storyboard=TWO_SHOTS, stages=WORLD)
     failed = run_job(client, runner, "fill", storyboard=TWO_SHOTS, from_run=keys["run"],
-                     stages={"choices": {"keyframes": "world", "interpolate": "diffusion"}})
-    assert failed["state"] == "failed" and "interpolate.checkpoint" in failed["message"]
+                     stages={"choices": {"keyframes": "world", "interpolate": "diffusion"},
+                             "settings": {"interpolate.checkpoint": str(tmp_path)}})
+    assert failed["state"] == "failed" and "is not an interpolator model folder" in failed["message"]
     assert "Traceback" not in failed["message"]
     assert sorted(path.name for path in runs.iterdir()) == [keys["run"]]
 
