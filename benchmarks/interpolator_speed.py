@@ -33,6 +33,12 @@ from timing import best_time
 SIZES = [(64, 64), (256, 256), (480, 640)]
 FLOWS = {"dis": DISFlow, "learned": LearnedFlow}
 
+
+def with_baseline(flows: list[str]) -> list[str]:
+    """``flows`` with DIS first (``flow_warp`` with DIS is every ratio's baseline), each once."""
+    return ["dis", *(name for name in dict.fromkeys(flows) if name != "dis")]
+
+
 #: Run in a fresh interpreter: peak RSS (VmHWM, MiB) before and after one tiled 1080p pair.
 _MEMORY_PROBE = """
 import sys, torch
@@ -68,7 +74,7 @@ def measure(height: int, width: int, between: int, repeats: int, steps: list[int
     methods = {"flow_warp": FlowWarpInterpolator()}
     methods |= {f"diffusion, {n} step{'s' * (n > 1)}": DiffusionInterpolator(checkpoint, steps=n) for n in steps}
     rows = []
-    for flow_name in ["dis", *(name for name in flows if name != "dis")]:
+    for flow_name in with_baseline(flows):
         flow = FLOWS[flow_name]()
         flow_seconds = best_time(lambda: flow.bidirectional(left, right), repeats)
         flow_lr, flow_rl = flow.bidirectional(left, right)
@@ -105,7 +111,7 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}, in-betweens per gap: {args.between}, precision "
           f"{resolve_precision('auto', 'cpu')} (auto on CPU capability {torch.backends.cpu.get_cpu_capability()})\n")
     print(markdown_table(rows, ["size", "method", "frames/s", "seconds", "x flow_warp+dis"]))
-    memory = [peak_memory(args.checkpoint, flow) for flow in ["dis", *(name for name in args.flows if name != "dis")]]
+    memory = [peak_memory(args.checkpoint, flow) for flow in with_baseline(args.flows)]
     print(markdown_table(memory, list(memory[0])))
 
 

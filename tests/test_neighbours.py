@@ -83,7 +83,7 @@ def test_without_neighbours_the_frames_are_those_of_the_gap_alone():
 
 
 def test_diffusion_is_conditioned_on_the_bent_paths_and_is_unchanged_without_neighbours(tmp_path):
-    frames, keys, flows = world_shot("ease", 500004)
+    _, keys, flows = world_shot("ease", 500004)
     model = InterpolatorModel.build(TINY_CONFIG)
     randomised(model.unet).eval()
     model.save(tmp_path)
