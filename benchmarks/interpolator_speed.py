@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -39,11 +40,12 @@ def with_baseline(flows: list[str]) -> list[str]:
     return ["dis", *(name for name in dict.fromkeys(flows) if name != "dis")]
 
 
-#: Run in a fresh interpreter: peak RSS (VmHWM, MiB) before and after one tiled 1080p pair.
+#: Run in a fresh interpreter (arguments: checkpoint, flow name, this folder): peak RSS (VmHWM, MiB)
+#: before and after one tiled 1080p pair.
 _MEMORY_PROBE = """
 import sys, torch
-from flow import DISFlow
-from flow.learned import LearnedFlow
+sys.path.insert(0, sys.argv[3])
+from interpolator_speed import FLOWS
 from inbetween.world import Clip
 from inbetween.video import from_uint8
 from interpolate import DiffusionInterpolator
@@ -53,7 +55,7 @@ def peak_mib():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 
-checkpoint, flow = sys.argv[1] or None, {"dis": DISFlow, "learned": LearnedFlow}[sys.argv[2]]()
+checkpoint, flow = sys.argv[1] or None, FLOWS[sys.argv[2]]()
 clip = Clip.random(0, "texture")
 left, right = (from_uint8(clip.render(t, 1080, 1920))[None] for t in (0.0, 1.0))
 interpolator = DiffusionInterpolator(checkpoint, steps=1)
@@ -88,8 +90,8 @@ def measure(height: int, width: int, between: int, repeats: int, steps: list[int
 
 
 def peak_memory(checkpoint: str | None, flow: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, checkpoint or "", flow], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, checkpoint or "", flow, str(Path(__file__).parent)],
+                            capture_output=True, text=True, check=True)
     before, after = (float(value) for value in result.stdout.split()[-2:])
     return {"frame": f"1920x1080, 1 in-between, tiled, {flow} flow", "peak RSS before (MiB)": before,
             "peak RSS with interpolation (MiB)": after}

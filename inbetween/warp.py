@@ -13,11 +13,13 @@ says where a pixel of frame 0 lands in frame 1.
 * :func:`round_trip`, :func:`occlusion_mask` / :func:`visibility` test forward-backward consistency.
 * :func:`flows_at_time` / :func:`time_flows` give the flows from an intermediate frame at
   time ``t`` back to frames 0 and 1, built by splatting (see :func:`time_flows`); their paths
-  are straight unless :func:`polynomial_path` bends them through the shot's other keyframes.
+  are straight unless :class:`ArcPath` (or :func:`polynomial_path`) bends them through the
+  shot's other keyframes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -232,6 +234,99 @@ def polynomial_path(positions: Mapping[int, torch.Tensor], s: float | torch.Tens
     return path
 
 
+#: :class:`ArcPath` trusts a circle through a pixel's positions from this total turn (radians) on, ramping
+#: up from the first value; below it the points are all but on a line and the polynomial is used.
+ARC_SWEEP_RAMP = (0.01, 0.05)
+#: ... and distrusts it as one step between keyframes turns past these (radians): a pixel that turns
+#: by more than a right angle per gap is following noisy flow, not an arc.
+ARC_TURN_RAMP = (math.pi / 2, 3 * math.pi / 4)
+
+
+def _ramp(value: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """0 at or below ``low``, 1 at or above ``high``, linear between."""
+    return ((value - low) / (high - low)).clamp(0, 1)
+
+
+def _fit_circle(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Least-squares circle through points ``(x, y)``, each ``(N, ...)`` with ``N >= 3`` and the
+    points' mean at 0 (Kasa's algebraic fit: ``x^2 + y^2 = 2 a x + 2 b y + c``; through any three
+    points not on a line it is their circumcircle).
+
+    Returns the centre ``(a, b)``, each ``(...)``, and ``fitted`` ``(...)`` bool: False where the
+    points are (nearly) on a line, and the centre there is 0.
+    """
+    squared = x * x + y * y
+    sxx, syy, sxy = (x * x).sum(0), (y * y).sum(0), (x * y).sum(0)
+    sxz, syz = (x * squared).sum(0), (y * squared).sum(0)
+    determinant = sxx * syy - sxy * sxy
+    fitted = determinant > 1e-6 * (sxx + syy).square()
+    divisor = 2 * torch.where(fitted, determinant, torch.ones_like(determinant))
+    zero = torch.zeros_like(determinant)
+    centre_x = torch.where(fitted, (sxz * syy - syz * sxy) / divisor, zero)
+    centre_y = torch.where(fitted, (syz * sxx - sxz * sxy) / divisor, zero)
+    return centre_x, centre_y, fitted
+
+
+def _unwrapped(angles: torch.Tensor, origin: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``angles`` ``(N, ...)`` of points in path order, unwrapped outwards from index ``origin``
+    (each step between neighbours taken in ``[-pi, pi)``) and made relative to it; also the largest
+    absolute step, ``(...)``."""
+    unwrapped = [torch.zeros_like(angles[0])] * len(angles)
+    steps = []
+    for index in [*range(origin + 1, len(angles)), *range(origin - 1, -1, -1)]:
+        nearer = index - 1 if index > origin else index + 1
+        step = torch.remainder(angles[index] - angles[nearer] + math.pi, 2 * math.pi) - math.pi
+        unwrapped[index] = unwrapped[nearer] + step
+        steps.append(step.abs())
+    return torch.stack(unwrapped), torch.stack(steps).amax(0)
+
+
+class ArcPath:
+    """A keyframe's pixels moved along the circle through where they are at other keyframes of the
+    shot: arcs (and so rotation) are followed exactly, where a polynomial in ``x`` and ``y`` cuts their
+    corners. Fitted once (``ArcPath(positions)``), evaluated at any time (:meth:`at`).
+
+    ``positions`` as in :func:`polynomial_path`. Each pixel's positions (with 0 at keyframe 0) get a
+    least-squares circle (:func:`_fit_circle`); its angle and its distance from the centre are each
+    interpolated over the keyframes by :func:`polynomial_path`, so speed may change along the arc
+    (eases) and the radius may drift (spirals). Where the positions are all but on a line
+    (:data:`ARC_SWEEP_RAMP`), where a step turns too far to be motion (:data:`ARC_TURN_RAMP`), or where
+    there are fewer than three positions, the path is :func:`polynomial_path`'s, with a smooth
+    hand-over between.
+    """
+
+    def __init__(self, positions: Mapping[int, torch.Tensor]) -> None:
+        self.positions = dict(positions)
+        self.trust = None
+        if len(positions) < 2:
+            return
+        nodes = sorted({0, *positions})
+        origin = nodes.index(0)
+        at_origin = torch.zeros_like(next(iter(positions.values())))
+        points = torch.stack([positions[node] if node else at_origin for node in nodes])  # (N, B, 2, H, W)
+        self.mean = points.mean(0)
+        x, y = (points - self.mean).split(1, dim=2)  # each (N, B, 1, H, W)
+        self.centre_x, self.centre_y, fitted = _fit_circle(x, y)
+        raw_angles = torch.atan2(y - self.centre_y, x - self.centre_x)
+        angles, turn = _unwrapped(raw_angles, origin)
+        radii = torch.hypot(x - self.centre_x, y - self.centre_y)
+        self.angle, self.radius = raw_angles[origin], radii[origin]
+        self.angle_steps = {node: angles[index] for index, node in enumerate(nodes) if node}
+        self.radius_steps = {node: radii[index] - radii[origin] for index, node in enumerate(nodes) if node}
+        sweep = angles.amax(0) - angles.amin(0)
+        self.trust = fitted * _ramp(sweep, *ARC_SWEEP_RAMP) * (1 - _ramp(turn, *ARC_TURN_RAMP))
+
+    def at(self, s: float | torch.Tensor) -> torch.Tensor:
+        """The displacement at time ``s`` (in gaps, as in :func:`polynomial_path`), ``(B, 2, H, W)``."""
+        polynomial = polynomial_path(self.positions, s)
+        if self.trust is None:
+            return polynomial
+        angle = self.angle + polynomial_path(self.angle_steps, s)
+        radius = self.radius + polynomial_path(self.radius_steps, s)
+        arc = torch.cat([self.centre_x + radius * torch.cos(angle), self.centre_y + radius * torch.sin(angle)], 1)
+        return torch.where(self.trust > 0, self.trust * (arc + self.mean) + (1 - self.trust) * polynomial, polynomial)
+
+
 def time_flows(
     flow_0to1: torch.Tensor,
     flow_1to0: torch.Tensor,
@@ -271,7 +366,7 @@ def time_flows(
             the answer where nothing consistent lands.
         fill_weight: weight of the hole filler relative to a unit source.
         paths: ``(D0, D1)``, each ``(B, 2, H, W)``: how far the pixels of frame 0 and of frame 1
-            have moved by time ``t`` (e.g. :func:`polynomial_path`, for curved or eased motion);
+            have moved by time ``t`` (e.g. :class:`ArcPath`, for curved or eased motion);
             None: the straight paths ``t F01`` and ``(1 - t) F10``.
     """
     moved_0, moved_1 = paths if paths is not None else (t * flow_0to1, (1 - t) * flow_1to0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from dataclasses import dataclass
 from typing import Sequence
@@ -12,7 +13,7 @@ import torch
 
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
-from inbetween.warp import TimeFlows, backward_warp, polynomial_path, time_flows
+from inbetween.warp import ArcPath, TimeFlows, backward_warp, occlusion_mask, time_flows
 from interpolate.base import Interpolator, Neighbours
 
 #: minterpolate refuses frames smaller than this in either dimension.
@@ -72,26 +73,77 @@ class WarpedToTime:
     blend: torch.Tensor
 
 
-def neighbour_paths(flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours,
-                    t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """How far the pixels of the left and of the right keyframe have moved by time ``t``, each
-    ``(B, 2, H, W)`` (:func:`inbetween.warp.time_flows`' ``paths``), bent through the shot's keyframes
-    beyond the gap.
+#: Forward-backward tolerance (:func:`inbetween.warp.occlusion_mask`'s ``alpha``, ``beta``) under which a
+#: pixel's flow to a keyframe beyond the gap is trusted to bend its path; looser than the occlusion
+#: test of the gap itself, picked on held-back world shots (seeds from 500000).
+NEIGHBOUR_TRUST = (0.05, 2.0)
+
+
+class NeighbourPaths:
+    """How far the pixels of a gap's left and right keyframe have moved by any time ``t``, bent through
+    the shot's keyframes beyond the gap; fitted once per gap, evaluated per time by :meth:`at`.
 
     Each keyframe's pixels are followed to every keyframe from ``k - 1`` to ``k + 2`` that exists
     (the far neighbour through the gap's flow, then on along the neighbour's flow sampled where they
-    landed) and moved along the polynomial through those positions
-    (:func:`inbetween.warp.polynomial_path`): cubic in a middle gap, quadratic in a first or last one.
+    landed) and moved along the circle through those positions (:class:`inbetween.warp.ArcPath`; the
+    polynomial, cubic in a middle gap and quadratic in a first or last one, where they lie on a
+    line). A neighbour counts for a pixel only where the flows that follow it there pass their
+    forward-backward test (:data:`NEIGHBOUR_TRUST`, widened by a pixel so that an object's outline
+    bends with it): crossing objects hide each other from some keyframes, and a wrong flow there
+    would bend a straight path. Such a pixel keeps the path through the other keyframes.
     """
-    left = {1: flow_lr}
-    right = {-1: flow_rl}
-    if neighbours.before is not None:
-        left[-1] = neighbours.before.flow_from_gap
-        right[-2] = flow_rl + backward_warp(neighbours.before.flow_from_gap, flow_rl)
-    if neighbours.after is not None:
-        right[1] = neighbours.after.flow_from_gap
-        left[2] = flow_lr + backward_warp(neighbours.after.flow_from_gap, flow_lr)
-    return polynomial_path(left, t), polynomial_path(right, t - 1)
+
+    def __init__(self, flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours) -> None:
+        left_beyond, right_beyond = {}, {}
+        if neighbours.before is not None:
+            before = neighbours.before
+            trusted_before = _trusted(before.flow_from_gap, before.flow_to_gap)
+            left_beyond[-1] = before.flow_from_gap, trusted_before
+            right_beyond[-2] = (flow_rl + backward_warp(before.flow_from_gap, flow_rl),
+                                _trusted(flow_rl, flow_lr) * backward_warp(trusted_before, flow_rl))
+        if neighbours.after is not None:
+            after = neighbours.after
+            trusted_after = _trusted(after.flow_from_gap, after.flow_to_gap)
+            right_beyond[1] = after.flow_from_gap, trusted_after
+            left_beyond[2] = (flow_lr + backward_warp(after.flow_from_gap, flow_lr),
+                              _trusted(flow_lr, flow_rl) * backward_warp(trusted_after, flow_lr))
+        self.left = _paths_through_trusted({1: flow_lr}, left_beyond)
+        self.right = _paths_through_trusted({-1: flow_rl}, right_beyond)
+
+    def at(self, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(D0, D1)`` at time ``t`` (a float, or ``(B, 1, 1, 1)``), each ``(B, 2, H, W)``: the ``paths``
+        of :func:`inbetween.warp.time_flows`."""
+        return (sum(weight * path.at(t) for weight, path in self.left),
+                sum(weight * path.at(t - 1) for weight, path in self.right))
+
+
+def bent_paths(flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours | None) -> NeighbourPaths | None:
+    """The gap's :class:`NeighbourPaths`; None where it has no keyframe beyond it (straight paths)."""
+    if neighbours is None or (neighbours.before is None and neighbours.after is None):
+        return None
+    return NeighbourPaths(flow_lr, flow_rl, neighbours)
+
+
+def _trusted(flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W)``, 1 where a pixel's flow passes the :data:`NEIGHBOUR_TRUST` round trip or a pixel
+    next to it does, else 0."""
+    return torch.nn.functional.max_pool2d(occlusion_mask(flow_fw, flow_bw, *NEIGHBOUR_TRUST), 3, 1, 1)
+
+
+def _paths_through_trusted(positions: dict[int, torch.Tensor], beyond: dict[int, tuple[torch.Tensor, torch.Tensor]]
+                           ) -> list[tuple[torch.Tensor | float, ArcPath]]:
+    """The :class:`inbetween.warp.ArcPath` through ``positions`` and each subset of the keyframes
+    ``beyond`` (``beyond[j] = (position, trusted)``, ``trusted`` ``(B, 1, H, W)`` in ``[0, 1]``), with the
+    weight of each: the product of the trust of those it goes through and the distrust of the others."""
+    paths = []
+    for kept in itertools.product((True, False), repeat=len(beyond)):
+        weight, through = 1.0, dict(positions)
+        for (node, (position, trusted)), keep in zip(beyond.items(), kept):
+            weight = weight * (trusted if keep else 1 - trusted)
+            if keep:
+                through[node] = position
+        paths.append((weight, ArcPath(through)))
+    return paths
 
 
 class FlowWarpInterpolator(Interpolator):
@@ -119,7 +171,7 @@ class FlowWarpInterpolator(Interpolator):
 
     ``neighbours=True`` (``interpolate.neighbours=true``) takes the shot's keyframes beyond the gap
     (``k - 1``, ``k + 2``) where there are any and moves each keyframe's pixels along the
-    polynomial through their positions in them (:func:`neighbour_paths`) instead of a straight
+    arc through their positions in them (:class:`NeighbourPaths`) instead of a straight
     line: curved and eased motion between keyframes.
     """
 
@@ -143,31 +195,30 @@ class FlowWarpInterpolator(Interpolator):
         self.uses_neighbours = neighbours
 
     def warp(self, left, right, flow_lr, flow_rl, t: float | torch.Tensor,
-             neighbours: Neighbours | None = None) -> WarpedToTime:
+             paths: NeighbourPaths | None = None) -> WarpedToTime:
         """Both keyframes warped to time ``t`` and blended (every tensor ``(B, ., H, W)``).
 
-        ``t``: one time, or a time per item as a ``(B, 1, 1, 1)`` tensor. ``neighbours``: the shot's
-        keyframes beyond the gap, which bend the paths (None, or both absent: straight paths).
+        ``t``: one time, or a time per item as a ``(B, 1, 1, 1)`` tensor. ``paths``: the gap's paths bent
+        through the shot's keyframes beyond it (:func:`bent_paths`; None: straight paths).
         """
-        paths = None
-        if neighbours is not None and (neighbours.before is not None or neighbours.after is not None):
-            paths = neighbour_paths(flow_lr, flow_rl, neighbours, t)
-        flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta, paths=paths)
+        flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta,
+                           paths=None if paths is None else paths.at(t))
         warped_left = backward_warp(left, flows.flow_t0)
         warped_right = backward_warp(right, flows.flow_t1)
         visible = (flows.visible_0, flows.visible_1) if self.occlusion_aware else (1.0, 1.0)
         blend = visibility_blend(warped_left, warped_right, *visible, t, self.visibility_floor)
         return WarpedToTime(warped_left, warped_right, flows, blend.clamp(-1, 1))
 
-    def frame_at(self, left, right, flow_lr, flow_rl, t: float, neighbours: Neighbours | None = None) -> torch.Tensor:
+    def frame_at(self, left, right, flow_lr, flow_rl, t: float, paths: NeighbourPaths | None = None) -> torch.Tensor:
         """The frame at time ``t``, ``(B, 3, H, W)``."""
-        return self.warp(left, right, flow_lr, flow_rl, t, neighbours).blend
+        return self.warp(left, right, flow_lr, flow_rl, t, paths).blend
 
     def __call__(self, left, right, flow_lr, flow_rl, times, neighbours: Neighbours | None = None):
         if flow_lr is None or flow_rl is None:
             raise InbetweenError("the flow_warp interpolator needs flow in both directions; configure a flow estimator")
         flow_lr, flow_rl = flow_lr.to(left), flow_rl.to(left)
-        frames = [self.frame_at(left, right, flow_lr, flow_rl, t, neighbours) for t in check_times(times)]
+        paths = bent_paths(flow_lr, flow_rl, neighbours)
+        frames = [self.frame_at(left, right, flow_lr, flow_rl, t, paths) for t in check_times(times)]
         return _stack_times(frames, left)
 
 

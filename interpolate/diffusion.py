@@ -36,7 +36,7 @@ from inbetween.errors import InbetweenError
 from inbetween.warp import backward_warp
 from inbetween.weights import load_weights, read_config, save_folder
 from interpolate.base import Interpolator, Neighbour, Neighbours
-from interpolate.classical import FlowWarpInterpolator, check_times
+from interpolate.classical import FlowWarpInterpolator, bent_paths, check_times
 from interpolate.tiling import run_tiled
 from interpolate.unet import TemporalUNet
 
@@ -59,12 +59,14 @@ def conditioning(warper: FlowWarpInterpolator, left: torch.Tensor, right: torch.
     ``left``, ``right``: keyframes ``(B, 3, H, W)``; ``flow_lr``, ``flow_rl``: ``(B, 2, H, W)``
     in pixels; ``times``: ``(B, T)`` in ``[0, 1]``. Flows enter divided by ``flow_scale``.
     ``neighbours``: the shot's keyframes beyond the gap; with them the flows from ``t`` (and so every
-    warp) follow the paths bent through them (:meth:`FlowWarpInterpolator.warp`), else straight lines.
-    Frames are warped one time at a time, so memory grows with one frame's worth of splatting.
+    warp) follow the paths bent through them (:class:`interpolate.classical.NeighbourPaths`, fitted once
+    for all times), else straight lines. Frames are warped one time at a time, so memory grows with one
+    frame's worth of splatting.
     """
+    paths = bent_paths(flow_lr, flow_rl, neighbours)
     blends, conds = [], []
     for t in times.unbind(1):
-        warped = warper.warp(left, right, flow_lr, flow_rl, t.view(-1, 1, 1, 1).to(left), neighbours)
+        warped = warper.warp(left, right, flow_lr, flow_rl, t.view(-1, 1, 1, 1).to(left), paths)
         flows = warped.flows
         conds.append(torch.cat([warped.blend, warped.left, warped.right, left, right, flows.visible_0,
                                 flows.visible_1, flows.flow_t0 / flow_scale, flows.flow_t1 / flow_scale], dim=1))

@@ -57,6 +57,13 @@ def _choose_between(rng: np.random.Generator, gap: int, frames: int) -> list[int
     return sorted(rng.choice(np.arange(1, gap), size=min(frames, gap - 1), replace=False).tolist())
 
 
+def _shot_place(rng: np.random.Generator) -> tuple[int, bool, bool]:
+    """A random gap of a training shot: its index among :data:`SHOT_GAPS`, and whether the shot has a
+    keyframe before it and after it."""
+    place = int(rng.integers(SHOT_GAPS))
+    return place, place > 0, place < SHOT_GAPS - 1
+
+
 def _clip_sequence(render: Callable[[float], np.ndarray],
                    flow_and_visible: Callable[[float, float], tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
                    clip_frames: int, gaps: Sequence[int], frames: int, shot: bool = False
@@ -73,8 +80,8 @@ def _clip_sequence(render: Callable[[float], np.ndarray],
     and visibility bool ``(len(offsets), 2, S, S)``, and the keyframes beyond the gap (:data:`Beyond`)."""
     gap = int(rng.integers(gaps[0], gaps[1] + 1))
     if shot:
-        place = int(rng.integers(SHOT_GAPS))
-        beyond = (-gap if place > 0 else None, 2 * gap if place < SHOT_GAPS - 1 else None)
+        place, before, after = _shot_place(rng)
+        beyond = (-gap if before else None, 2 * gap if after else None)
         time_of = lambda k: (place + k / gap) / SHOT_GAPS  # noqa: E731
     else:
         start = int(rng.integers(0, clip_frames - gap))
@@ -187,8 +194,7 @@ class InterpolationClips(Dataset):
         gap of a shot of ``SHOT_GAPS + 1`` keyframes, with the keyframes beyond it."""
         frames = self.videos[int(rng.integers(len(self.videos)))]
         gap = int(rng.integers(self.strides[0], self.strides[1] + 1))
-        place = int(rng.integers(SHOT_GAPS)) if shot else None
-        before, after = shot and place > 0, shot and place < SHOT_GAPS - 1
+        _, before, after = _shot_place(rng) if shot else (None, False, False)
         start = int(rng.integers(gap * before, len(frames) - gap * (1 + after)))
         top = int(rng.integers(0, frames.shape[1] - self.size + 1))
         left = int(rng.integers(0, frames.shape[2] - self.size + 1))
@@ -313,7 +319,9 @@ def batch_conditioning(model: InterpolatorModel, batch: dict[str, torch.Tensor])
     paths bent through them; the batch is split by which neighbours its items have, each part conditioned
     with those, and put back in order."""
     keys, flows, times = _unit(batch["keys"]), batch["flows"], batch["times"]
-    known = batch.get("beyond_known", torch.zeros((len(keys), 2), dtype=torch.bool, device=keys.device))
+    if "beyond_known" not in batch:  # no item has any: one call, without a device sync
+        return model.conditioning(keys[:, 0], keys[:, 1], flows[:, 0], flows[:, 1], times, Neighbours())
+    known = batch["beyond_known"]
     blend = cond = None
     for pattern in known.unique(dim=0):
         rows = (known == pattern).all(dim=1).nonzero().squeeze(1)
