@@ -324,7 +324,7 @@ class ArcPath:
         angle = self.angle + polynomial_path(self.angle_steps, s)
         radius = self.radius + polynomial_path(self.radius_steps, s)
         arc = torch.cat([self.centre_x + radius * torch.cos(angle), self.centre_y + radius * torch.sin(angle)], 1)
-        return torch.where(self.trust > 0, self.trust * (arc + self.mean) + (1 - self.trust) * polynomial, polynomial)
+        return self.trust * (arc + self.mean) + (1 - self.trust) * polynomial  # the arc is finite where not fitted
 
 
 def time_flows(
