@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +25,7 @@ SHARED_DATA = Path(data_root())  # $INBETWEEN_DATA, else ../shared/data/real bes
 def inbetween_executable() -> list[str]:
     """The installed console script (falls back to the module when not on PATH)."""
     script = shutil.which("inbetween")
-    return [script] if script else [sys.executable, "-c", "import sys; from inbetween.cli import main; sys.exit(main())"]
+    return [script] if script else [sys.executable, "-m", "inbetween"]
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -30,6 +33,21 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     finished process (text output)."""
     return subprocess.run([*inbetween_executable(), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
+
+
+@contextlib.contextmanager
+def started_cli(*args: str, cwd: Path, **popen) -> Iterator[subprocess.Popen]:
+    """``inbetween ARGS...`` started in ``cwd`` (``popen``: more :class:`subprocess.Popen` arguments), as a
+    process that Ctrl-C stops even where this test run ignores SIGINT (a shell's background job does,
+    and its children inherit that); killed if it is still running when the test ends."""
+    process = subprocess.Popen([*inbetween_executable(), *args], cwd=cwd,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def load_run(output_dir: Path) -> dict:

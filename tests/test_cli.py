@@ -14,7 +14,7 @@ import pytest
 
 from inbetween.diffusion import resolve_precision
 from inbetween.video import probe_video, read_image, write_png
-from tests.conftest import inbetween_executable, load_run, run_cli, textured_frames
+from tests.conftest import load_run, run_cli, started_cli, textured_frames
 
 OUTPUTS = ["keyframes", "frames", "flow", "video.mp4", "video.gif", "storyboard.png", "run.json"]
 
@@ -200,19 +200,30 @@ def test_output_dir_that_cannot_be_written_exits_2(tmp_path, read_only_folder):
 
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_run(tmp_path):
     output = tmp_path / "out"
-    process = subprocess.Popen([*inbetween_executable(), "generate", "keyframes=world", "keyframes.size=256",
-                                "between=3000", f"output_dir={output}"], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(output.glob(".staging-*/frames/000010.png")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    with started_cli("generate", "keyframes=world", "keyframes.size=256", "between=3000", f"output_dir={output}",
+                     cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 120
+        while not list(output.glob(".staging-*/frames/000010.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stdout + stderr
     assert stderr.strip().splitlines()[-1] == "inbetween: interrupted." and "Traceback" not in stderr
     assert not output.exists()
     # announced before it started: 12006 frames of 256x256 are 2.4 GB of raw pixels
     assert "12006 frames of 256x256" in stdout + stderr
+
+
+def test_ctrl_c_while_the_command_loads_prints_one_line_and_exits_130(tmp_path):
+    """Half a second in, the command is still importing torch and Hydra (or, on a fast machine, has
+    just started the run): either way one line, no traceback."""
+    with started_cli("generate", "keyframes=world", "between=0", f"output_dir={tmp_path / 'out'}", cwd=tmp_path,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "inbetween: interrupted." and "Traceback" not in stderr
 
 
 def test_multirun_sweep_leaves_summary_table(tmp_path, keyframe_files):

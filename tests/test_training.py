@@ -24,7 +24,7 @@ import torch
 
 from inbetween.training import StepBatches, Topology, epoch_order, warmup_factor
 from inbetween.video import read_image
-from tests.conftest import REPO, inbetween_executable, load_run
+from tests.conftest import REPO, inbetween_executable, load_run, started_cli
 
 TOY = REPO / "tests" / "toy_stage"
 STEPS = 60  # conf: checkpoint every 10, log every 10, sample every 20
@@ -106,13 +106,13 @@ def test_outputs(finished):
 
 def stop_after_first_checkpoint(output: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
     """Start a slow toy run, send it ``stop`` once its first checkpoint exists, wait for it to end."""
-    process = subprocess.Popen([*inbetween_executable(), *train_args(output, SLOW_STEP)], cwd=output.parent,
-                               env=toy_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (output / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(stop)
-    stdout, stderr = process.communicate(timeout=120)
+    with started_cli(*train_args(output, SLOW_STEP), cwd=output.parent, env=toy_env(), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 120
+        while not (output / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(stop)
+        stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
