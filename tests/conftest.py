@@ -14,12 +14,19 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+import torch
 
 from inbetween.config import data_root
 from inbetween.video import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(data_root())  # $INBETWEEN_DATA, else ../shared/data/real beside the repository
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n auto (the default, pyproject.toml) runs a worker per core: one thread each, and for the
+    # commands they start, or the workers' torch threads would fight over the same cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def inbetween_executable() -> list[str]:
