@@ -14,7 +14,7 @@ import torch
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
 from inbetween.warp import ArcPath, TimeFlows, backward_warp, occlusion_mask, time_flows
-from interpolate.base import Interpolator, Neighbours
+from interpolate.base import Interpolator, Neighbour, Neighbours
 
 #: minterpolate refuses frames smaller than this in either dimension.
 _MINTERPOLATE_MIN_SIZE = 16
@@ -96,17 +96,9 @@ class NeighbourPaths:
     def __init__(self, flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours) -> None:
         left_beyond, right_beyond = {}, {}
         if neighbours.before is not None:
-            before = neighbours.before
-            trusted_before = _trusted(before.flow_from_gap, before.flow_to_gap)
-            left_beyond[-1] = before.flow_from_gap, trusted_before
-            right_beyond[-2] = (flow_rl + backward_warp(before.flow_from_gap, flow_rl),
-                                _trusted(flow_rl, flow_lr) * backward_warp(trusted_before, flow_rl))
+            left_beyond[-1], right_beyond[-2] = _followed_to(neighbours.before, flow_rl, flow_lr)
         if neighbours.after is not None:
-            after = neighbours.after
-            trusted_after = _trusted(after.flow_from_gap, after.flow_to_gap)
-            right_beyond[1] = after.flow_from_gap, trusted_after
-            left_beyond[2] = (flow_lr + backward_warp(after.flow_from_gap, flow_lr),
-                              _trusted(flow_lr, flow_rl) * backward_warp(trusted_after, flow_lr))
+            right_beyond[1], left_beyond[2] = _followed_to(neighbours.after, flow_lr, flow_rl)
         self.left = _paths_through_trusted({1: flow_lr}, left_beyond)
         self.right = _paths_through_trusted({-1: flow_rl}, right_beyond)
 
@@ -122,6 +114,19 @@ def bent_paths(flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbo
     if neighbours is None or (neighbours.before is None and neighbours.after is None):
         return None
     return NeighbourPaths(flow_lr, flow_rl, neighbours)
+
+
+def _followed_to(neighbour: Neighbour, flow_across: torch.Tensor, flow_back: torch.Tensor
+                 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Where the pixels of the gap's two keyframes are at ``neighbour``, each as ``(position, trusted)``
+    (``(B, 2, H, W)`` and ``(B, 1, H, W)``): first those of its nearer keyframe (along its flow), then
+    those of the other one, followed across the gap (``flow_across``, from the other keyframe to the
+    nearer; ``flow_back`` the other way) and on along the neighbour's flow sampled where they landed,
+    trusted where both legs are."""
+    trusted = _trusted(neighbour.flow_from_gap, neighbour.flow_to_gap)
+    across = (flow_across + backward_warp(neighbour.flow_from_gap, flow_across),
+              _trusted(flow_across, flow_back) * backward_warp(trusted, flow_across))
+    return (neighbour.flow_from_gap, trusted), across
 
 
 def _trusted(flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> torch.Tensor:
