@@ -20,16 +20,16 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from flow.learned import STRIDE, MatchingFlowNet, load_network, network_options, save_network
+from flow.learned import NETWORK, MatchingFlowNet, network_options, resize_flow, save_network
 from flow.viz import flow_to_color
 from inbetween.errors import InbetweenError
 from inbetween.layered import photo_paths, random_clip
 from inbetween.training import TrainingTask
 from inbetween.video import contact_sheet, from_uint8
+from inbetween.weights import load_weights
 from inbetween.world import CLIP_KINDS, Clip
 
 #: Seeds of validation items start here (training items use seeds below; ``inbetween evaluate``'s
@@ -110,13 +110,13 @@ def photometric(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 
 
 def endpoint_loss(prediction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Mean end-point error of flows ``(B, 2, H, W)``."""
-    return (prediction - truth).norm(dim=1).mean()
+    """Mean end-point error of flows ``(B, 2, H, W)``; ``truth`` is first resized to ``prediction``'s grid.
 
-
-def downsample_flow(flow: torch.Tensor, factor: int) -> torch.Tensor:
-    """Flow ``(B, 2, H, W)`` averaged over ``factor x factor`` cells, in pixels of the smaller grid."""
-    return F.avg_pool2d(flow, factor) / factor
+    Summed squares, not ``Tensor.norm(dim=1)``, which is about 30x slower on a CPU; the 1e-12 keeps the
+    gradient finite where the error is 0."""
+    if truth.shape[-2:] != prediction.shape[-2:]:
+        truth = resize_flow(truth, tuple(prediction.shape[-2:]))
+    return ((prediction.float() - truth).square().sum(dim=1) + 1e-12).sqrt().mean()
 
 
 class FlowTask(TrainingTask):
@@ -124,18 +124,28 @@ class FlowTask(TrainingTask):
 
     * ``photos``: folder of photographs (every ``holdout``-th held back for validation);
     * ``data``: ``layered_items``, ``world_items``, ``size`` of :class:`FlowPairs`;
-    * ``network``: :class:`MatchingFlowNet` options; ``init``: a flow model folder to start from
-      (its network options must match), or None for random weights;
-    * ``coarse_loss``: weight of the 1/8 flow's error before refinement;
+    * ``network``: :class:`MatchingFlowNet` options; ``init``: a flow model folder to start from (its
+      network options must match, except that ``network`` may add ``local``, whose weights then start
+      fresh), or None for random weights;
+    * ``train_only``: names of the network's parts to train (e.g. ``[local]``), the rest frozen; None: all;
+    * ``max_tokens``: None, or a list the global matching's budget is drawn from at every step (as
+      :class:`flow.learned.LearnedFlow` runs it: pairs with more positions are matched downsampled);
+    * ``compile``: ``torch.compile`` the local refiner's correlation (:meth:`flow.learned.LocalRefiner.compile_correlation`;
+      needs a C compiler, a minute to compile, then about 6x faster);
+    * ``coarse_loss``: weight of the error of every output before the last (the 1/8 flow before
+      refinement, and before each local iteration), the last one's weight being 1;
     * ``grid_pairs``: validation pairs shown in the sample grid.
     """
 
     name = "flow"
 
     def __init__(self, photos: str, data: dict[str, Any] | None = None, network: dict[str, Any] | None = None,
-                 holdout: int = 10, init: str | None = None, coarse_loss: float = 0.5, grid_pairs: int = 4) -> None:
+                 holdout: int = 10, init: str | None = None, train_only: list[str] | None = None,
+                 max_tokens: list[int] | None = None, compile: bool = False, coarse_loss: float = 0.5,
+                 grid_pairs: int = 4) -> None:
         self.photo_folder, self.holdout, self.init = photos, holdout, init
         self.data_options, self.network_options = dict(data or {}), dict(network or {})
+        self.train_only, self.max_tokens, self.compile = train_only, max_tokens, compile
         self.coarse_loss, self.grid_pairs = coarse_loss, grid_pairs
         self._data: FlowPairs | None = None
 
@@ -144,12 +154,32 @@ class FlowTask(TrainingTask):
         return split_photos(photo_paths(self.photo_folder), self.holdout)
 
     def build_model(self) -> nn.Module:
-        if self.init is None:
-            return MatchingFlowNet(**self.network_options)
-        if network_options(self.init) != json.loads(json.dumps(self.network_options)):
+        model = MatchingFlowNet(**self.network_options)
+        if self.init is not None:
+            self._load_init(model)
+        if self.train_only is not None:
+            parts = dict(model.named_children())
+            unknown = [name for name in self.train_only if parts.get(name) is None]
+            if unknown:
+                raise InbetweenError(f"task.train_only names {unknown}, which this network does not have; "
+                                     f"choose among {sorted(name for name, part in parts.items() if part is not None)}.")
+            for name, part in parts.items():
+                part.requires_grad_(name in self.train_only)
+        if self.compile and model.local is not None:
+            model.local.compile_correlation()
+        return model
+
+    def _load_init(self, model: MatchingFlowNet) -> None:
+        """``init``'s weights into ``model``; a ``local`` refiner that ``init`` lacks keeps its fresh weights."""
+        wanted, held = json.loads(json.dumps(self.network_options)), network_options(self.init)
+        adds_local = held.get("local") is None
+        if ({key: value for key, value in wanted.items() if key != "local"}
+                != {key: value for key, value in held.items() if key != "local"}
+                or not adds_local and held["local"] != wanted.get("local")):
             raise InbetweenError(f"task.init={self.init} holds a network with other options than task.network "
-                                 f"({network_options(self.init)}); use them, or train from scratch (task.init=null).")
-        return load_network(self.init, torch.device("cpu")).train().requires_grad_(True)
+                                 f"({held}); use them (adding `local` is allowed), or train from scratch "
+                                 f"(task.init=null).")
+        load_weights(model, self.init, NETWORK, skip_prefix="local." if adds_local else None)
 
     def dataset(self) -> Dataset:
         if self._data is None:
@@ -165,10 +195,13 @@ class FlowTask(TrainingTask):
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         images = photometric(from_uint8(batch["images"].movedim(2, -1)), generator)
         flows = batch["flows"].float()
-        coarse, fine = model(images[:, 0], images[:, 1])
-        loss = sum(endpoint_loss(prediction, flows[:, direction]) for direction, prediction in enumerate(fine))
-        coarse_truth = [downsample_flow(flows[:, direction], STRIDE) for direction in range(2)]
-        loss = loss + self.coarse_loss * sum(endpoint_loss(p, t) for p, t in zip(coarse, coarse_truth))
+        max_tokens = None
+        if self.max_tokens:
+            max_tokens = self.max_tokens[int(torch.randint(len(self.max_tokens), (), generator=generator))]
+        outputs = model(images[:, 0], images[:, 1], max_tokens)
+        weights = [self.coarse_loss] * (len(outputs) - 1) + [1.0]
+        loss = sum(weight * endpoint_loss(prediction, flows[:, direction])
+                   for weight, pair in zip(weights, outputs) for direction, prediction in enumerate(pair))
         return loss / 2
 
     def sample_grid(self, model: nn.Module) -> np.ndarray:
@@ -178,7 +211,7 @@ class FlowTask(TrainingTask):
         for index in range(len(pairs)):
             item = pairs[index]
             images = from_uint8(item["images"].movedim(1, -1)).to(device)
-            prediction = model(images[:1], images[1:])[-1][0][0].float().cpu()
+            prediction = model(images[:1], images[1:], (self.max_tokens or [None])[0])[-1][0][0].float().cpu()
             truth = item["flows"][0].float()
             tiles += [item["images"][0].permute(1, 2, 0).numpy(), flow_to_color(truth.numpy()),
                       flow_to_color(prediction.numpy())]

@@ -45,7 +45,18 @@ def read_config(folder: str | Path, weight_names: list[str], what: str, how_to_m
     return json.loads((folder / CONFIG_FILE).read_text())
 
 
-def load_weights(module: nn.Module, folder: str | Path, name: str) -> nn.Module:
-    """Load ``folder/NAME.safetensors`` into ``module`` (cast to float32); returns ``module``."""
-    module.load_state_dict({key: tensor.float() for key, tensor in load_file(str(Path(folder) / f"{name}.safetensors")).items()})
+def load_weights(module: nn.Module, folder: str | Path, name: str, skip_prefix: str | None = None) -> nn.Module:
+    """Load ``folder/NAME.safetensors`` into ``module`` (cast to float32); returns ``module``.
+
+    Every weight of ``module`` must be in the file, except those whose names start with ``skip_prefix``
+    (a part the file predates), which keep their values.
+    """
+    weights = {key: tensor.float() for key, tensor in load_file(str(Path(folder) / f"{name}.safetensors")).items()}
+    if skip_prefix is None:
+        module.load_state_dict(weights)
+        return module
+    missing, unexpected = module.load_state_dict(weights, strict=False)
+    stray = unexpected + [key for key in missing if not key.startswith(skip_prefix)]
+    if stray:
+        raise InbetweenError(f"{folder}/{name}.safetensors does not fit this network ({', '.join(stray[:5])}).")
     return module

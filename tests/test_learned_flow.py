@@ -8,9 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from flow import DISFlow, endpoint_error
-from flow.learned import LearnedFlow, MatchingFlowNet, fuse_flows, global_matching, save_network
+from flow.learned import (LearnedFlow, LocalRefiner, MatchingFlowNet, fuse_flows, global_matching, local_correlation,
+                          save_network)
+from flow.training import FlowTask, endpoint_loss
 from inbetween.errors import InbetweenError
 from inbetween.flow_eval import read_flo
 from inbetween.video import from_uint8
@@ -18,6 +21,7 @@ from inbetween.world import Clip
 from tests.conftest import SHARED_DATA, load_run, run_cli, textured_frames
 
 OPTIONS = {"encoder_channels": [8, 8, 16], "channels": 16, "layers": 1, "heads": 2, "refine_channels": 8}
+LOCAL = {"channels": 8, "radius": 1, "hidden": 8, "iterations": 2}
 
 
 def test_global_matching_finds_a_match_however_far_it_moved():
@@ -33,17 +37,64 @@ def test_global_matching_finds_a_match_however_far_it_moved():
     assert torch.allclose(flow_10[0, torch.from_numpy(moved.reshape(-1))], -flow_01[0], atol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
+def test_local_correlation_peaks_at_the_offset_the_features_moved_by():
+    features0 = torch.randn(1, 16, 12, 10)
+    features1 = torch.roll(features0, shifts=(1, -2), dims=(2, 3))  # pixel p of 0 is at p + (dx, dy) = (-2, 1) in 1
+    correlation = local_correlation(features0, features1, radius=2)
+    assert correlation.shape == (1, 25, 12, 10)
+    offset = (1 + 2) * 5 + (-2 + 2)  # row-major from (-2, -2)
+    inside = correlation[..., 2:-2, 2:-2]
+    assert (inside.argmax(dim=1) == offset).all()
+    expected = (features0[..., 4:8, 4:6] * features1[..., 5:9, 2:4]).sum(1) / 4
+    assert torch.allclose(correlation[0, offset, 4:8, 4:6], expected[0], atol=1e-5)
+
+
+def test_local_refiner_starts_from_the_flow_it_is_given():
+    """Its residual head starts at zero, so before training it hands back a smooth flow unchanged (away
+    from the border, where convex upsampling mixes in zero flow until its masks learn to leave it out)."""
+    torch.manual_seed(0)
+    refiner = LocalRefiner(**LOCAL)
+    image0, image1 = torch.rand(2, 1, 3, 32, 48) * 2 - 1
+    flows = (torch.full((1, 2, 32, 48), 3.5), torch.full((1, 2, 32, 48), -3.5))
+    outputs = refiner(image0, image1, flows)
+    assert len(outputs) == LOCAL["iterations"]
+    for refined, given in zip(outputs[-1], flows):
+        assert torch.allclose(refined[..., 4:-4, 4:-4], given[..., 4:-4, 4:-4], atol=1e-5)
+
+
+def test_train_only_names_parts_the_network_has():
+    with pytest.raises(InbetweenError, match=r"task.train_only names \['locl'\].*choose among \[.*'local'"):
+        FlowTask("photos", network={**OPTIONS, "local": LOCAL}, train_only=["locl"]).build_model()
+
+
+def test_endpoint_loss_is_the_mean_vector_length_on_the_predictions_grid():
+    prediction, truth = torch.randn(2, 2, 8, 8), torch.randn(2, 2, 8, 8)
+    assert endpoint_loss(prediction, truth) == pytest.approx((prediction - truth).norm(dim=1).mean().item(), rel=1e-5)
+    constant = torch.full((1, 2, 16, 16), 8.0)
+    assert endpoint_loss(torch.full((1, 2, 4, 4), 2.0), constant) == pytest.approx(0.0, abs=1e-5)  # 8 px is 2 px at 1/4
+
+
+def _tiny_folder(tmp_path_factory, options):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("flow") / "model"
-    save_network(MatchingFlowNet(**OPTIONS), OPTIONS, folder)
+    save_network(MatchingFlowNet(**options), options, folder)
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return _tiny_folder(tmp_path_factory, OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def tiny_local_folder(tmp_path_factory):
+    return _tiny_folder(tmp_path_factory, {**OPTIONS, "local": LOCAL})
+
+
+@pytest.mark.parametrize("folder", ["tiny_folder", "tiny_local_folder"])
 @pytest.mark.parametrize("height, width", [(37, 53), (64, 64), (200, 120)])
-def test_any_size_gives_both_flows_at_that_size_and_same_input_same_flow(tiny_folder, height, width):
-    estimator = LearnedFlow(str(tiny_folder), max_tokens=64)  # 200x120 is matched on a downsampled copy
+def test_any_size_gives_both_flows_at_that_size_and_same_input_same_flow(request, folder, height, width):
+    estimator = LearnedFlow(str(request.getfixturevalue(folder)), max_tokens=64)  # 200x120 is matched downsampled
     image0, image1 = torch.rand(2, 1, 3, height, width) * 2 - 1
     flow_01, flow_10 = estimator.bidirectional(image0, image1)
     assert flow_01.shape == flow_10.shape == (1, 2, height, width)
@@ -145,9 +196,13 @@ def test_train_stage_flow_then_estimate_with_it_and_start_another_run_from_it(tm
     assert (first / "samples" / "step_000003.png").exists()
     image0, image1 = torch.rand(2, 1, 3, 40, 48) * 2 - 1
     assert LearnedFlow(str(first / "model"))(image0, image1).shape == (1, 2, 40, 48)
-    second = run_cli("train", *common, f"task.init={first / 'model'}", "trainer.steps=1", f"output_dir={tmp_path / 's'}",
-                     cwd=tmp_path)
+    local = "task.network.local={" + ",".join(f"{key}:{value}" for key, value in LOCAL.items()) + "}"
+    second = run_cli("train", *common, f"task.init={first / 'model'}", local, "task.train_only=[local]",
+                     "task.compile=true", "trainer.steps=1", f"output_dir={tmp_path / 's'}", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
+    before, after = (load_file(str(folder / "model" / "flow.safetensors")) for folder in (first, tmp_path / "s"))
+    assert all(torch.equal(after[key], value) for key, value in before.items())  # frozen, loaded from the first run
+    assert any(key.startswith("local.") for key in after) and set(before) < set(after)
     mismatched = run_cli("train", *common, f"task.init={first / 'model'}", "task.network.channels=32",
                          f"output_dir={tmp_path / 'm'}", cwd=tmp_path)
     assert mismatched.returncode == 2 and "other options than task.network" in mismatched.stderr
