@@ -211,13 +211,14 @@ class LocalRefiner(nn.Module):
         own_features = (features[:batch], features[batch:])
         small = own_features[0].shape[-2:]
         current = [resize_flow(flow, small) for flow in flows]
+        matching = [f.float() for f in own_features]  # warped and correlated in fp32: bf16 cannot hold positions
         correlate = self._training_correlation if self.training else local_correlation
         outputs = []
         for _ in range(self.iterations):
             fine = []
-            for direction, (own, other) in enumerate((own_features, own_features[::-1])):
-                warped = backward_warp(other.float(), current[direction])  # in fp32: bf16 cannot hold positions
-                correlation = correlate(own.float(), warped, self.radius)
+            for direction, own in enumerate(own_features):
+                warped = backward_warp(matching[1 - direction], current[direction])
+                correlation = correlate(matching[direction], warped, self.radius)
                 hidden = self.head(torch.cat([correlation, own, current[direction] / LOCAL_STRIDE], dim=1))
                 current[direction] = current[direction] + self.delta(hidden)
                 fine.append(convex_upsample(current[direction], self.upsample_mask(hidden), LOCAL_STRIDE))

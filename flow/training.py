@@ -159,10 +159,10 @@ class FlowTask(TrainingTask):
             self._load_init(model)
         if self.train_only is not None:
             parts = dict(model.named_children())
-            unknown = [name for name in self.train_only if parts.get(name) is None]
+            unknown = [name for name in self.train_only if name not in parts]
             if unknown:
                 raise InbetweenError(f"task.train_only names {unknown}, which this network does not have; "
-                                     f"choose among {sorted(name for name, part in parts.items() if part is not None)}.")
+                                     f"choose among {sorted(parts)}.")
             for name, part in parts.items():
                 part.requires_grad_(name in self.train_only)
         if self.compile and model.local is not None:
