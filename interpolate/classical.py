@@ -78,6 +78,13 @@ class WarpedToTime:
 #: test of the gap itself, picked on held-back world shots (seeds from 500000).
 NEIGHBOUR_TRUST = (0.05, 2.0)
 
+#: A path bent through the keyframes beyond a gap departs from the straight one by at most this share of
+#: the pixel's flow across the gap: the curve and the timing that keyframes imply bend a path a little
+#: (arcs and eases of Shapes World shots keep almost all their gain), while a pixel that hardly moves
+#: in the gap is not sent on a detour by noisy flows to the neighbours, nor is a shaking camera's
+#: path bent far. Picked on held-back world shots and the training clips as shots (the README).
+NEIGHBOUR_BEND_SHARE = 0.1
+
 
 class NeighbourPaths:
     """How far the pixels of a gap's left and right keyframe have moved by any time ``t``, bent through
@@ -90,10 +97,13 @@ class NeighbourPaths:
     line). A neighbour counts for a pixel only where the flows that follow it there pass their
     forward-backward test (:data:`NEIGHBOUR_TRUST`, widened by a pixel so that an object's outline
     bends with it): crossing objects hide each other from some keyframes, and a wrong flow there
-    would bend a straight path. Such a pixel keeps the path through the other keyframes.
+    would bend a straight path. Such a pixel keeps the path through the other keyframes. However
+    it is bent, a path stays within :data:`NEIGHBOUR_BEND_SHARE` of the pixel's flow across the gap
+    of the straight one.
     """
 
     def __init__(self, flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours) -> None:
+        self.flow_lr, self.flow_rl = flow_lr, flow_rl
         left_beyond, right_beyond = {}, {}
         if neighbours.before is not None:
             left_beyond[-1], right_beyond[-2] = _followed_to(neighbours.before, flow_rl, flow_lr)
@@ -105,8 +115,19 @@ class NeighbourPaths:
     def at(self, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(D0, D1)`` at time ``t`` (a float, or ``(B, 1, 1, 1)``), each ``(B, 2, H, W)``: the ``paths``
         of :func:`inbetween.warp.time_flows`."""
-        return (sum(weight * path.at(t) for weight, path in self.left),
-                sum(weight * path.at(t - 1) for weight, path in self.right))
+        return (_bend_capped(sum(weight * path.at(t) for weight, path in self.left), self.flow_lr, t),
+                _bend_capped(sum(weight * path.at(t - 1) for weight, path in self.right), self.flow_rl, 1 - t))
+
+
+def _bend_capped(bent: torch.Tensor, flow: torch.Tensor, way: float | torch.Tensor) -> torch.Tensor:
+    """``bent`` ``(B, 2, H, W)``, a keyframe's pixels' displacement at some time, moved towards the
+    straight path ``way * flow`` (``flow`` ``(B, 2, H, W)``: theirs across the gap; ``way`` in ``[0, 1]``:
+    the share of the gap's time they have come, a float or ``(B, 1, 1, 1)``) where it is further from it
+    than :data:`NEIGHBOUR_BEND_SHARE` of ``|flow|``; unchanged elsewhere."""
+    straight = way * flow
+    bend = bent - straight
+    limit = NEIGHBOUR_BEND_SHARE * flow.norm(dim=1, keepdim=True)
+    return straight + bend * (limit / bend.norm(dim=1, keepdim=True).clamp(min=1e-6)).clamp(max=1.0)
 
 
 def bent_paths(flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours | None) -> NeighbourPaths | None:
