@@ -19,7 +19,7 @@ import sys
 import torch
 
 from flow import DISFlow
-from flow.learned import LearnedFlow
+from flow.learned import REFINEMENTS, LearnedFlow
 from inbetween.sweep import markdown_table
 from inbetween.video import from_uint8
 from inbetween.world import Clip
@@ -52,8 +52,8 @@ print(before, peak_mib())
 
 
 def estimators(checkpoint: str | None) -> dict:
-    return {"dis": DISFlow(), "learned, refine none": LearnedFlow(checkpoint, refine="none"),
-            "learned (refine fuse)": LearnedFlow(checkpoint)}
+    return {"dis": DISFlow(), **{f"learned, refine {refine}": LearnedFlow(checkpoint, refine=refine)
+                                 for refine in REFINEMENTS}}
 
 
 def measure(height: int, width: int, between: int, repeats: int, checkpoint: str | None) -> list[dict]:

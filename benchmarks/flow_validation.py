@@ -3,14 +3,15 @@
     python benchmarks/flow_validation.py [--checkpoint DIR] [--layered 20] [--world 20] [--size 128]
                                          [--max-tokens 256 1024] [--refine none dis fuse]
                                          [--fuse-thresholds 2] [--warp-clips-per-kind 4]
+                                         [--interpolators flow_warp diffusion]
 
 Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th training photograph
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
 ``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
 run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
-``--warp-clips-per-kind N`` it also scores ``flow_warp`` with each estimator (mean PSNR of the 7
-in-betweens) on N validation world clips per kind, keyframes 8 frames apart, at 128 px: lower error
-does not always warp better.
+``--warp-clips-per-kind N`` it also scores ``flow_warp`` (and any other ``--interpolators``, with
+their defaults) with each estimator (mean PSNR of the 7 in-betweens) on N validation world clips
+per kind, keyframes 8 frames apart, at 128 px: lower error does not always warp better.
 """
 
 from __future__ import annotations
@@ -26,15 +27,21 @@ from flow.training import VALIDATION_SEED, FlowTask, validation_epe
 from inbetween import config
 from inbetween.evaluation import Case, evaluate_cases, world_cases
 from inbetween.sweep import markdown_table
-from interpolate import FlowWarpInterpolator
+from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 
-WARP_COLUMN = "flow_warp dB, world gap 8"
+INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterpolator}
 
 
-def warp_psnr(estimator, cases: list[Case]) -> float:
-    """Mean PSNR (dB) of ``flow_warp`` with ``estimator``'s flow over ``cases`` (as ``inbetween evaluate`` scores it)."""
-    rows = evaluate_cases(iter(cases), {"flow_warp": FlowWarpInterpolator()}, estimator, "flow_warp")
-    return float(np.mean([row["psnr"] for row in rows]))
+def render_column(method: str) -> str:
+    return f"{method} dB, world gap 8"
+
+
+def render_psnr(estimator, cases: list[Case], methods: list[str]) -> dict[str, float]:
+    """Mean PSNR (dB) of each interpolator in ``methods`` (its defaults) with ``estimator``'s flow over
+    ``cases`` (as ``inbetween evaluate`` scores it), keyed by :func:`render_column`."""
+    rows = evaluate_cases(iter(cases), {method: INTERPOLATORS[method]() for method in methods}, estimator, "render")
+    return {render_column(method): float(np.mean([row["psnr"] for row in rows if row["method"] == method]))
+            for method in methods}
 
 
 def main() -> None:
@@ -44,11 +51,13 @@ def main() -> None:
     parser.add_argument("--world", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[256])
-    parser.add_argument("--refine", nargs="+", default=["none", "fuse"], choices=REFINEMENTS)
+    parser.add_argument("--refine", nargs="+", default=["none", "dis", "fuse"], choices=REFINEMENTS)
     parser.add_argument("--fuse-thresholds", type=float, nargs="*", default=[],
                         help="also run refine fuse with each of these fuse_threshold values (pixels)")
     parser.add_argument("--warp-clips-per-kind", type=int, default=0,
                         help="score flow_warp on this many validation world clips per kind (0: skip)")
+    parser.add_argument("--interpolators", nargs="+", default=["flow_warp"], choices=list(INTERPOLATORS),
+                        help="what --warp-clips-per-kind scores")
     args = parser.parse_args()
     task = FlowTask(f"{config.data_root()}/train/photos")
     pairs = task.validation(args.layered, args.world, args.size)
@@ -63,11 +72,12 @@ def main() -> None:
     warp_cases = list(world_cases([8], 9, args.warp_clips_per_kind, 128, VALIDATION_SEED))
     with torch.inference_mode():
         rows = [{"method": name, **validation_epe(estimator, pairs),
-                 **({WARP_COLUMN: warp_psnr(estimator, warp_cases)} if warp_cases else {})}
+                 **(render_psnr(estimator, warp_cases, args.interpolators) if warp_cases else {})}
                 for name, estimator in estimators.items()]
     print(f"validation pairs at {args.size} px: {args.layered} layered, {args.world} world; mean end-point error (px)"
-          + (f"; flow_warp on {len(warp_cases)} validation world clips at 128 px" if warp_cases else "") + "\n")
-    print(markdown_table(rows, ["method", *[key for key in ("layered", "world", WARP_COLUMN) if key in rows[0]]]))
+          + (f"; {', '.join(args.interpolators)} on {len(warp_cases)} validation world clips at 128 px"
+             if warp_cases else "") + "\n")
+    print(markdown_table(rows, ["method", *[key for key in rows[0] if key != "method"]]))
 
 
 if __name__ == "__main__":
