@@ -9,14 +9,15 @@ Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th t
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
 ``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
 run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
-``--warp-clips-per-kind N`` it also scores ``flow_warp`` (and any other ``--interpolators``, with
-their defaults) with each estimator (mean PSNR of the 7 in-betweens) on N validation world clips
+``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (default ``flow_warp``, with
+its defaults) with each estimator (mean PSNR of the 7 in-betweens) on N validation world clips
 per kind, keyframes 8 frames apart, at 128 px: lower error does not always warp better.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,16 +33,12 @@ from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterpolator}
 
 
-def render_column(method: str) -> str:
-    return f"{method} dB, world gap 8"
-
-
-def render_psnr(estimator, cases: list[Case], methods: list[str]) -> dict[str, float]:
-    """Mean PSNR (dB) of each interpolator in ``methods`` (its defaults) with ``estimator``'s flow over
-    ``cases`` (as ``inbetween evaluate`` scores it), keyed by :func:`render_column`."""
-    rows = evaluate_cases(iter(cases), {method: INTERPOLATORS[method]() for method in methods}, estimator, "render")
-    return {render_column(method): float(np.mean([row["psnr"] for row in rows if row["method"] == method]))
-            for method in methods}
+def render_psnr(estimator, cases: list[Case], methods: dict[str, Any]) -> dict[str, float]:
+    """Mean PSNR (dB) of each interpolator in ``methods`` (name -> interpolator) with ``estimator``'s flow
+    over ``cases`` (as ``inbetween evaluate`` scores it), keyed ``"NAME dB, world gap 8"``."""
+    rows = evaluate_cases(iter(cases), methods, estimator, "render")
+    return {f"{name} dB, world gap 8": float(np.mean([row["psnr"] for row in rows if row["method"] == name]))
+            for name in methods}
 
 
 def main() -> None:
@@ -55,7 +52,7 @@ def main() -> None:
     parser.add_argument("--fuse-thresholds", type=float, nargs="*", default=[],
                         help="also run refine fuse with each of these fuse_threshold values (pixels)")
     parser.add_argument("--warp-clips-per-kind", type=int, default=0,
-                        help="score flow_warp on this many validation world clips per kind (0: skip)")
+                        help="score --interpolators on this many validation world clips per kind (0: skip)")
     parser.add_argument("--interpolators", nargs="+", default=["flow_warp"], choices=list(INTERPOLATORS),
                         help="what --warp-clips-per-kind scores")
     args = parser.parse_args()
@@ -70,9 +67,10 @@ def main() -> None:
                                                                       if threshold is not None else "")
             estimators[name] = LearnedFlow(args.checkpoint, tokens, refine, fuse_threshold=threshold)
     warp_cases = list(world_cases([8], 9, args.warp_clips_per_kind, 128, VALIDATION_SEED))
+    interpolators = {name: INTERPOLATORS[name]() for name in args.interpolators} if warp_cases else {}
     with torch.inference_mode():
         rows = [{"method": name, **validation_epe(estimator, pairs),
-                 **(render_psnr(estimator, warp_cases, args.interpolators) if warp_cases else {})}
+                 **(render_psnr(estimator, warp_cases, interpolators) if warp_cases else {})}
                 for name, estimator in estimators.items()]
     print(f"validation pairs at {args.size} px: {args.layered} layered, {args.world} world; mean end-point error (px)"
           + (f"; {', '.join(args.interpolators)} on {len(warp_cases)} validation world clips at 128 px"
