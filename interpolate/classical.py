@@ -13,7 +13,7 @@ import torch
 
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
-from inbetween.warp import ArcPath, TimeFlows, backward_warp, occlusion_mask, time_flows
+from inbetween.warp import MOTION_PRIORITY, ArcPath, TimeFlows, backward_warp, occlusion_mask, time_flows
 from interpolate.base import Interpolator, Neighbour, Neighbours
 
 #: minterpolate refuses frames smaller than this in either dimension.
@@ -193,7 +193,9 @@ class FlowWarpInterpolator(Interpolator):
     everywhere.
 
     ``alpha`` and ``beta`` set the forward-backward consistency tolerance (see
-    :func:`inbetween.warp.occlusion_mask`).
+    :func:`inbetween.warp.occlusion_mask`). ``motion_priority`` says how strongly, where two
+    consistent surfaces land on the same pixel at ``t``, the one that moves further is put in
+    front (:data:`inbetween.warp.MOTION_PRIORITY`; 0: averaged).
 
     ``neighbours=True`` (``interpolate.neighbours=true``) takes the shot's keyframes beyond the gap
     (``k - 1``, ``k + 2``) where there are any and moves each keyframe's pixels along the
@@ -213,12 +215,14 @@ class FlowWarpInterpolator(Interpolator):
         beta: float = 0.5,
         visibility_floor: float = 0.3,
         neighbours: bool = False,
+        motion_priority: float = MOTION_PRIORITY,
     ) -> None:
         self.occlusion_aware = occlusion_aware
         self.alpha = alpha
         self.beta = beta
         self.visibility_floor = visibility_floor
         self.uses_neighbours = neighbours
+        self.motion_priority = motion_priority
 
     def warp(self, left, right, flow_lr, flow_rl, t: float | torch.Tensor,
              paths: NeighbourPaths | None = None) -> WarpedToTime:
@@ -228,7 +232,7 @@ class FlowWarpInterpolator(Interpolator):
         through the shot's keyframes beyond it (:func:`bent_paths`; None: straight paths).
         """
         flows = time_flows(flow_lr, flow_rl, t, alpha=self.alpha, beta=self.beta,
-                           paths=None if paths is None else paths.at(t))
+                           paths=None if paths is None else paths.at(t), motion_priority=self.motion_priority)
         warped_left = backward_warp(left, flows.flow_t0)
         warped_right = backward_warp(right, flows.flow_t1)
         visible = (flows.visible_0, flows.visible_1) if self.occlusion_aware else (1.0, 1.0)

@@ -136,6 +136,16 @@ class TestFlowWarp:
         assert warped >= plain + 2
         assert warped > 33
 
+    def test_square_jumping_further_than_its_size_passes_in_front(self):
+        # Half-way, the square covers background that both keyframes show: without the motion
+        # priority its flows from t average with the background's and it is drawn as two ghosts.
+        x, y = ORIGIN
+        left, right, truth = square_frame(x, y), square_frame(x + 40, y + 6), square_frame(x + 20, y + 3)
+        flows = square_flows(40, 6)
+        in_front = psnr(FlowWarpInterpolator()(left, right, *flows, [0.5])[:, 0], truth)
+        averaged = psnr(FlowWarpInterpolator(motion_priority=0.0)(left, right, *flows, [0.5])[:, 0], truth)
+        assert in_front > 35 and in_front >= averaged + 8
+
     def test_translating_square_with_dis_flow(self):
         x, y = ORIGIN
         left, right, truth = square_frame(x, y), square_frame(x + 8, y + 4), square_frame(x + 4, y + 2)

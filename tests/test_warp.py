@@ -194,6 +194,17 @@ class TestFlowsAtTime:
         assert flows.visible_1[0, 0, :, behind].min() > 0.99 and flows.visible_0[0, 0, :, behind].max() < 0.01
         assert flows.flow_t1[0, 0, :, behind].abs().max() < 0.01
 
+    def test_block_passing_over_background_seen_in_both_keyframes_stays_in_front(self):
+        # The block jumps from columns [4, 10) to [18, 24), so the background it covers at t = 0.5,
+        # columns [11, 17), is consistent in both keyframes: only the motion priority puts it behind.
+        flow_0to1, flow_1to0 = moving_block(start=4, size=6, shift=14)
+        crossed = (0, 0, slice(None), slice(12, 16))
+        in_front = time_flows(flow_0to1, flow_1to0, 0.5)
+        assert torch.allclose(in_front.flow_t0[crossed], torch.tensor(-7.0), atol=0.05)
+        assert torch.allclose(in_front.flow_t1[crossed], torch.tensor(7.0), atol=0.05)
+        averaged = time_flows(flow_0to1, flow_1to0, 0.5, motion_priority=0.0)
+        assert torch.allclose(averaged.flow_t0[crossed], torch.tensor(-3.5), atol=0.05)
+
     def test_holes_fall_back_to_linear_motion(self):
         # Both flows tear apart at column 10, so at t = 0.5 nothing lands on columns 9 and 10.
         flow_0to1 = torch.zeros(1, 2, 8, 20)
