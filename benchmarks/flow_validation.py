@@ -10,8 +10,9 @@ and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the lea
 ``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
 run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
 ``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (default ``flow_warp``, with
-its defaults) with each estimator (mean PSNR of the 7 in-betweens) on N validation world clips
-per kind, keyframes 8 frames apart, at 128 px: lower error does not always warp better.
+its defaults) with each estimator (mean PSNR, SSIM and warping error of the 7 in-betweens, as
+``inbetween evaluate`` scores them) on N validation world clips per kind, keyframes 8 frames apart,
+at 128 px: lower error does not always warp better.
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterpolator}
 
 
-def render_psnr(estimator, cases: list[Case], methods: dict[str, Any]) -> dict[str, float]:
-    """Mean PSNR (dB) of each interpolator in ``methods`` (name -> interpolator) with ``estimator``'s flow
-    over ``cases`` (as ``inbetween evaluate`` scores it), keyed ``"NAME dB, world gap 8"``."""
+#: What :func:`render_scores` reports per interpolator: ``inbetween evaluate``'s row key -> column label.
+RENDER_SCORES = {"psnr": "dB", "ssim": "SSIM", "warp_error": "warp error"}
+
+
+def render_scores(estimator, cases: list[Case], methods: dict[str, Any]) -> dict[str, float]:
+    """Mean PSNR (dB), SSIM and warping error of each interpolator in ``methods`` (name -> interpolator)
+    with ``estimator``'s flow over ``cases`` (as ``inbetween evaluate`` scores them), keyed
+    ``"NAME dB"``, ``"NAME SSIM"`` and ``"NAME warp error"``."""
     rows = evaluate_cases(iter(cases), methods, estimator, "render")
-    return {f"{name} dB, world gap 8": float(np.mean([row["psnr"] for row in rows if row["method"] == name]))
-            for name in methods}
+    return {f"{name} {label}": float(np.mean([row[key] for row in rows if row["method"] == name]))
+            for name in methods for key, label in RENDER_SCORES.items()}
 
 
 def main() -> None:
@@ -70,11 +76,11 @@ def main() -> None:
     interpolators = {name: INTERPOLATORS[name]() for name in args.interpolators} if warp_cases else {}
     with torch.inference_mode():
         rows = [{"method": name, **validation_epe(estimator, pairs),
-                 **(render_psnr(estimator, warp_cases, interpolators) if warp_cases else {})}
+                 **(render_scores(estimator, warp_cases, interpolators) if warp_cases else {})}
                 for name, estimator in estimators.items()]
     print(f"validation pairs at {args.size} px: {args.layered} layered, {args.world} world; mean end-point error (px)"
-          + (f"; {', '.join(args.interpolators)} on {len(warp_cases)} validation world clips at 128 px"
-             if warp_cases else "") + "\n")
+          + (f"; {', '.join(args.interpolators)} on {len(warp_cases)} validation world clips at 128 px, keyframes 8"
+             " frames apart" if warp_cases else "") + "\n")
     print(markdown_table(rows, ["method", *[key for key in rows[0] if key != "method"]]))
 
 
