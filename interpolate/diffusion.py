@@ -193,6 +193,25 @@ class InterpolatorModel:
         return model
 
 
+def holds(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Which gaps are holds, ``(B,)`` bool: their keyframes ``left``, ``right`` ``(B, 3, H, W)`` are one image.
+
+    A hold's in-betweens are that image, exactly. The model cannot promise that: it is trained to
+    about 50 dB (``task.image_loss``' floor), so sampled frames of a still picture would shimmer.
+    """
+    return (left == right).flatten(1).all(1)
+
+
+def still_pixels(left: torch.Tensor, right: torch.Tensor, blend: torch.Tensor, levels: float) -> torch.Tensor:
+    """Where a gap's picture stands still, ``(B, T, 1, H, W)`` bool: both keyframes ``left``, ``right``
+    ``(B, 3, H, W)`` and flow warping's frame ``blend`` ``(B, T, 3, H, W)`` (all in ``[-1, 1]``) agree
+    within ``levels`` 8-bit levels in every channel."""
+    tolerance = levels * 2 / 255
+    keyframes_agree = (left - right).abs().amax(1, keepdim=True) <= tolerance
+    blend_agrees = torch.maximum((blend - left[:, None]).abs(), (blend - right[:, None]).abs()).amax(2, keepdim=True)
+    return keyframes_agree[:, None] & (blend_agrees <= tolerance)
+
+
 class DiffusionInterpolator(Interpolator):
     """In-betweens sampled by a trained :class:`InterpolatorModel` (see the module docstring).
 
@@ -211,6 +230,12 @@ class DiffusionInterpolator(Interpolator):
     * ``neighbours``: take the shot's keyframes beyond the gap (``k - 1``, ``k + 2``): the model is
       conditioned on flows from ``t`` along paths bent through them (:func:`conditioning`), for curved
       and eased motion. Without them, or in a shot of two keyframes, the frames are the gap's alone.
+
+    A gap whose two keyframes are one image is a hold (:func:`holds`): its in-betweens are copies.
+    Where the picture stands still (:func:`still_pixels`: both keyframes and flow warping's frame
+    agree within ``still_levels``), the frame is flow warping's: the model's corrections there are
+    noise at its precision (about 50 dB), which costs static shots and steady cameras most.
+    ``still_levels=None`` takes the model's frame everywhere.
     """
 
     name = "diffusion"
@@ -219,7 +244,7 @@ class DiffusionInterpolator(Interpolator):
 
     def __init__(self, checkpoint: str | None = None, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
                  seed: int = 0, tile: int = 256, overlap: int = 64, times_per_call: int = 16, precision: str = "auto",
-                 neighbours: bool = False, device: str = "cpu"):
+                 neighbours: bool = False, still_levels: float | None = 8.0, device: str = "cpu"):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = InterpolatorModel.load(checkpoint or shipped("interpolator"), device)
@@ -232,6 +257,9 @@ class DiffusionInterpolator(Interpolator):
             raise InbetweenError(f"times_per_call must be 1 or more, got {times_per_call}.")
         self.tile, self.overlap, self.times_per_call = tile, overlap, times_per_call
         self.uses_neighbours = neighbours
+        if still_levels is not None and still_levels < 0:
+            raise InbetweenError(f"still_levels must be 0 or more (8-bit levels), or null to turn it off; got {still_levels}.")
+        self.still_levels = still_levels
 
     @torch.no_grad()
     def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float],
@@ -242,6 +270,10 @@ class DiffusionInterpolator(Interpolator):
         height, width = left.shape[-2:]
         if not times:
             return left.new_zeros((left.shape[0], 0, 3, height, width))
+        held = holds(left, right)
+        if held.all():
+            return left[:, None].expand(-1, len(times), -1, -1, -1).clone()
+        like = left  # the caller's device and dtype
         left, right, flow_lr, flow_rl = (x.to(self.device, torch.float32) for x in (left, right, flow_lr, flow_rl))
         time_grid = torch.tensor(times, device=self.device).expand(left.shape[0], -1)
         blend, cond = self.model.conditioning(left, right, flow_lr, flow_rl, time_grid,
@@ -254,7 +286,10 @@ class DiffusionInterpolator(Interpolator):
         with autocast(self.device, self.precision):
             residual = sample(denoise, noise, self.model.schedule, self.sampler, self.steps, self.eta,
                               torch.Generator(self.device).manual_seed(self.seed + 1))
-        return self.model.frames(blend, residual[..., :height, :width]).to(left)
+        frames = self.model.frames(blend, residual[..., :height, :width])
+        if self.still_levels is not None:
+            frames = torch.where(still_pixels(left, right, blend, self.still_levels), blend, frames)
+        return torch.where(held.to(self.device)[:, None, None, None, None], left[:, None], frames).to(like)
 
     def _on_device(self, neighbours: Neighbours | None) -> Neighbours | None:
         """``neighbours`` with every tensor float32 on this interpolator's device."""

@@ -21,7 +21,7 @@ from inbetween.video import find_videos, from_uint8, read_video
 from inbetween.warp import backward_warp
 from inbetween.world import Clip
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
-from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel
+from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel, still_pixels
 from interpolate.tiling import run_tiled, tile_starts
 from interpolate.training import (EVALUATION_SEEDS_START, InterpolationClips, InterpolatorTask, _clip_sequence,
                                   batch_conditioning, visible_share)
@@ -135,6 +135,36 @@ def test_same_seed_same_frames_other_seed_other_frames(tiny_folder):
     torch.testing.assert_close(make(1)(left, right, flow_lr, flow_rl, [0.3, 0.6]), frames, atol=0, rtol=0)
     assert (make(2)(left, right, flow_lr, flow_rl, [0.3, 0.6]) - frames).abs().max() > 1e-3
     assert make(1)(left, right, flow_lr, flow_rl, []).shape == (1, 0, 3, 48, 40)
+
+
+def test_a_hold_is_copied_exactly_and_leaves_the_other_gaps_of_a_batch_alone(tiny_folder):
+    left, right, flow_lr, flow_rl = world_pair((32, 32))
+    interpolator = DiffusionInterpolator(str(tiny_folder), steps=2)
+    held = interpolator(left, left, *DISFlow().bidirectional(left, left), [0.25, 0.5])
+    torch.testing.assert_close(held, left[:, None].expand(-1, 2, -1, -1, -1), atol=0, rtol=0)
+    moving = interpolator(torch.cat([right, left]), torch.cat([right, right]), torch.cat([flow_lr * 0, flow_lr]),
+                          torch.cat([flow_rl * 0, flow_rl]), [0.25, 0.5])
+    alone = interpolator(torch.cat([left, left]), torch.cat([right, right]), torch.cat([flow_lr, flow_lr]),
+                         torch.cat([flow_rl, flow_rl]), [0.25, 0.5])
+    torch.testing.assert_close(moving[0], right[0].expand(2, -1, -1, -1), atol=0, rtol=0)
+    torch.testing.assert_close(moving[1], alone[1])
+    assert (moving[1] - left).abs().max() > 1e-2  # sampled, not copied
+
+
+def test_still_pixels_keep_flow_warps_frame_and_moving_ones_the_models(tiny_folder):
+    left, right, flow_lr, flow_rl = world_pair((32, 32))
+    right[..., :, 16:] = left[..., :, 16:]  # the right half of the picture does not change
+    flow_lr[..., 16:], flow_rl[..., 16:] = 0, 0
+    blend = FlowWarpInterpolator()(left, right, flow_lr, flow_rl, [0.5])
+    gated, ungated = (DiffusionInterpolator(str(tiny_folder), still_levels=levels)(left, right, flow_lr, flow_rl, [0.5])
+                      for levels in (8, None))
+    still = still_pixels(left, right, blend, 8)[0, 0, 0]
+    assert still[..., 20:].all() and not still.all()
+    torch.testing.assert_close(gated[..., still], blend[..., still], atol=0, rtol=0)
+    torch.testing.assert_close(gated[..., ~still], ungated[..., ~still], atol=0, rtol=0)
+    assert (ungated - blend)[..., still].abs().max() > 1e-2
+    with pytest.raises(InbetweenError, match="still_levels must be 0 or more"):
+        DiffusionInterpolator(str(tiny_folder), still_levels=-1)
 
 
 def test_bad_settings_are_clear_errors(tiny_folder, tmp_path):
