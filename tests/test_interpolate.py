@@ -10,6 +10,7 @@ import torch
 
 from flow import DISFlow
 from inbetween.errors import InbetweenError
+from inbetween.video import to_uint8
 from interpolate import FlowWarpInterpolator, Interpolator, LinearInterpolator, MinterpolateInterpolator
 from interpolate.classical import visibility_blend
 
@@ -89,6 +90,13 @@ def test_times_outside_unit_interval_are_refused(interpolator):
     image = torch.zeros(1, 3, 16, 16)
     with pytest.raises(InbetweenError, match=r"\[0, 1\]"):
         interpolator(image, image, *random_flows(1, 16, 16), [0.5, 1.5])
+
+
+@pytest.mark.parametrize("interpolator", [LinearInterpolator(), FlowWarpInterpolator()], ids=lambda i: i.name)
+def test_a_hold_is_filled_with_copies(interpolator):
+    image = square_frame(*ORIGIN)
+    frames = interpolator(image, image, *DISFlow().bidirectional(image, image), [0.25, 0.5])
+    assert np.array_equal(to_uint8(frames[0]), to_uint8(image.expand(2, -1, -1, -1)))
 
 
 def test_linear_is_the_cross_fade():
