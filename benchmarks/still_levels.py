@@ -5,8 +5,8 @@
 
 Where both keyframes and flow warping's frame agree within ``still_levels`` 8-bit levels
 (:func:`interpolate.diffusion.still_pixels`), ``interpolate=diffusion`` keeps flow warping's frame
-instead of the model's. This prints mean PSNR (dB) / warping error (8-bit levels, against DIS flow
-between the true frames) of ``flow_warp`` and of ``diffusion`` with the gate off and at each
+instead of the model's. This prints mean PSNR (dB) / warping error (8-bit levels, along the exact
+flow on world clips, DIS flow between the true frames on videos) of ``flow_warp`` and of ``diffusion`` with the gate off and at each
 ``--levels`` value (a hold, two identical keyframes, is copied in every ``diffusion`` row), everything
 in one run, on
 
