@@ -6,9 +6,9 @@
 Where both keyframes and flow warping's frame agree within ``still_levels`` 8-bit levels
 (:func:`interpolate.diffusion.still_pixels`), ``interpolate=diffusion`` keeps flow warping's frame
 instead of the model's. This prints mean PSNR (dB) / warping error (8-bit levels, along the exact
-flow on world clips, DIS flow between the true frames on videos) of ``flow_warp`` and of ``diffusion`` with the gate off and at each
-``--levels`` value (a hold, two identical keyframes, is copied in every ``diffusion`` row), everything
-in one run, on
+flow on world clips, DIS flow between the true frames on videos) of ``flow_warp`` and of
+``diffusion`` with the gate off and at each ``--levels`` value (a hold, two identical keyframes, is
+copied in every ``diffusion`` row), everything in one run, on
 
 * held-back Shapes World clips (seeds from 500000, ``--clips-per-kind`` of every kind, keyframes 8
   frames apart, 7 in-betweens, 128 px), and
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from flow import DISFlow
-from flow.learned import LearnedFlow
 from flow.training import VALIDATION_SEED
 from inbetween import config
 from inbetween.evaluation import Case, between_keys, psnr, video_cases, warping_error, with_reference_flow, world_cases
@@ -36,8 +35,7 @@ from inbetween.sweep import markdown_table
 from inbetween.video import from_uint8, to_uint8
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 from interpolate.diffusion import still_pixels
-
-ESTIMATORS = {"dis": DISFlow, "learned": LearnedFlow}
+from motion_priority import ESTIMATORS
 
 
 def scores(cases: list[Case], estimator, model: DiffusionInterpolator, levels: list[float],
