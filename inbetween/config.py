@@ -100,7 +100,8 @@ class TripletEvalConfig:
 @dataclass
 class VideoEvalConfig:
     paths: list[str] = MISSING  # video files or folders of videos
-    max_frames: int = MISSING  # frames read from the start of each video
+    max_frames: int = MISSING  # frames read from each video, from first_frame on
+    first_frame: int = 0  # the first frame read (0: the evaluation frames)
 
 
 @dataclass

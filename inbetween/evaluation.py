@@ -175,17 +175,31 @@ def world_shot_cases(keyframes: int, between: int, clips_per_kind: int, size: in
         yield from shot_cases(kind, f"{kind}-{index}", frames, stride, keyframes, flows, key_flows)
 
 
-def video_shot_cases(paths: Sequence[str], max_frames: int, keyframes: int, stride: int) -> Iterator[Case]:
-    """Real videos (their first ``max_frames`` frames) as shots of ``keyframes`` keyframes ``stride``
-    frames apart, one shot after the other; subsets are the videos."""
+def video_frames(paths: Sequence[str], max_frames: int, first_frame: int = 0) -> Iterator[tuple[Path, np.ndarray]]:
+    """Each video among ``paths`` with its frames ``first_frame .. first_frame + max_frames - 1``
+    (fewer where it ends sooner), uint8 ``(N, H, W, 3)``."""
+    if first_frame < 0:
+        raise InbetweenError(f"videos.first_frame must be 0 or more, got {first_frame}.")
+    for path in find_videos(paths, "videos.paths"):
+        frames = read_video(path, max_frames=first_frame + max_frames)[first_frame:]
+        if not len(frames):
+            raise InbetweenError(f"video '{path}' ends before videos.first_frame={first_frame}; give a smaller "
+                                 "first_frame or leave that video out of videos.paths.")
+        yield path, frames
+
+
+def video_shot_cases(paths: Sequence[str], max_frames: int, keyframes: int, stride: int,
+                     first_frame: int = 0) -> Iterator[Case]:
+    """Real videos (``max_frames`` frames of each from ``first_frame``) as shots of ``keyframes``
+    keyframes ``stride`` frames apart, one shot after the other; subsets are the videos, a case's name
+    gives its shot's first frame in the video."""
     if keyframes < 2 or stride < 2:
         raise InbetweenError(f"video_shots needs keyframes >= 2 and stride >= 2, got {keyframes} and {stride}.")
     span = (keyframes - 1) * stride
-    for path in find_videos(paths, "videos.paths"):
-        frames = read_video(path, max_frames=max_frames)
+    for path, frames in video_frames(paths, max_frames, first_frame):
         for start in range(0, len(frames) - span, span):
-            yield from shot_cases(path.stem, f"{path.stem}-{start:04d}", frames[start:start + span + 1], stride,
-                                  keyframes)
+            yield from shot_cases(path.stem, f"{path.stem}-{first_frame + start:04d}", frames[start:start + span + 1],
+                                  stride, keyframes)
 
 
 def _triplet_files(root: Path) -> Iterator[tuple[str, str, tuple[Path, Path, Path]]]:
@@ -219,13 +233,13 @@ def triplet_cases(root: str | Path, limit: int | None = None) -> Iterator[Case]:
         yield Case(subset, name, np.stack([first, last]), [0.5], middle[None])
 
 
-def video_cases(paths: Sequence[str], max_frames: int) -> Iterator[Case]:
-    """Real videos with every other frame dropped: frames ``2i`` and ``2i + 2`` are the
-    keyframes, frame ``2i + 1`` the truth; the first ``max_frames`` frames of each video."""
-    for path in find_videos(paths, "videos.paths"):
-        frames = read_video(path, max_frames=max_frames)
+def video_cases(paths: Sequence[str], max_frames: int, first_frame: int = 0) -> Iterator[Case]:
+    """Real videos with every other frame dropped: counting from ``first_frame``, frames ``2i`` and
+    ``2i + 2`` are the keyframes, frame ``2i + 1`` the truth, over ``max_frames`` frames of each video;
+    a case's name gives its truth's frame in the video."""
+    for path, frames in video_frames(paths, max_frames, first_frame):
         for start in range(0, len(frames) - 2, 2):
-            yield Case(path.stem, f"{path.stem}-{start + 1:04d}", frames[[start, start + 2]], [0.5],
+            yield Case(path.stem, f"{path.stem}-{first_frame + start + 1:04d}", frames[[start, start + 2]], [0.5],
                        frames[start + 1:start + 2])
 
 
@@ -411,8 +425,8 @@ def dataset_cases(name: str, cfg: DictConfig) -> Iterator[Case]:
         return triplet_cases(cfg.triplets.root, cfg.triplets.limit)
     if name == "video_shots":
         return video_shot_cases(list(cfg.videos.paths), cfg.videos.max_frames, cfg.video_shots.keyframes,
-                                cfg.video_shots.stride)
-    return video_cases(list(cfg.videos.paths), cfg.videos.max_frames)
+                                cfg.video_shots.stride, cfg.videos.first_frame)
+    return video_cases(list(cfg.videos.paths), cfg.videos.max_frames, cfg.videos.first_frame)
 
 
 def load_methods(names: Sequence[str], group: str = "interpolate", options: Any = None,

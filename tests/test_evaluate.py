@@ -117,3 +117,35 @@ def test_shot_datasets_score_each_interpolator_with_and_without_the_neighbours(t
     # without neighbours it is flow_warp as on any gap; with them, other frames
     assert world[("all", "flow_warp")]["psnr"] != world[("all", "flow_warp+neighbours")]["psnr"]
     assert float(world[("all", "flow_warp")]["psnr"]) > float(world[("all", "linear")]["psnr"])
+
+
+def _lossless_video(path, frames):
+    """Write uint8 ``frames`` ``(N, H, W, 3)`` to ``path`` with FFV1 (lossless), for exact comparisons."""
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(str(path), frames.shape[2:0:-1], pix_fmt_in="rgb24", pix_fmt_out="bgr0",
+                                         codec="ffv1", macro_block_size=1)
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def test_videos_read_from_first_frame_on_and_name_cases_by_their_frame_in_the_video(tmp_path):
+    from inbetween.errors import InbetweenError
+    from inbetween.evaluation import video_cases, video_shot_cases
+
+    frames = np.random.default_rng(0).integers(0, 256, (20, 16, 24, 3), dtype=np.uint8)
+    _lossless_video(tmp_path / "clip.mkv", frames)
+    cases = list(video_cases([str(tmp_path)], max_frames=5, first_frame=11))  # frames 11 .. 15
+    assert [case.name for case in cases] == ["clip-0012", "clip-0014"]
+    np.testing.assert_array_equal(cases[1].keys, frames[[13, 15]])
+    np.testing.assert_array_equal(cases[1].truth, frames[14:15])
+    shots = list(video_shot_cases([str(tmp_path)], max_frames=9, keyframes=3, stride=2, first_frame=11))
+    assert [case.name for case in shots] == ["clip-0011 gap 1", "clip-0011 gap 2", "clip-0015 gap 1", "clip-0015 gap 2"]
+    np.testing.assert_array_equal(shots[3].keys, frames[[17, 19]])
+    assert [case.name for case in video_cases([str(tmp_path)], max_frames=3)] == ["clip-0001"]
+    with pytest.raises(InbetweenError, match="first_frame must be 0 or more"):
+        next(video_cases([str(tmp_path)], max_frames=3, first_frame=-1))
+    with pytest.raises(InbetweenError, match="ends before videos.first_frame=20"):
+        next(video_shot_cases([str(tmp_path)], max_frames=3, keyframes=2, stride=2, first_frame=20))
