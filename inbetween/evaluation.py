@@ -175,7 +175,7 @@ def world_shot_cases(keyframes: int, between: int, clips_per_kind: int, size: in
         yield from shot_cases(kind, f"{kind}-{index}", frames, stride, keyframes, flows, key_flows)
 
 
-def video_frames(paths: Sequence[str], max_frames: int, first_frame: int = 0) -> Iterator[tuple[Path, np.ndarray]]:
+def _video_frames(paths: Sequence[str], max_frames: int, first_frame: int = 0) -> Iterator[tuple[Path, np.ndarray]]:
     """Each video among ``paths`` with its frames ``first_frame .. first_frame + max_frames - 1``
     (fewer where it ends sooner), uint8 ``(N, H, W, 3)``."""
     if first_frame < 0:
@@ -196,7 +196,7 @@ def video_shot_cases(paths: Sequence[str], max_frames: int, keyframes: int, stri
     if keyframes < 2 or stride < 2:
         raise InbetweenError(f"video_shots needs keyframes >= 2 and stride >= 2, got {keyframes} and {stride}.")
     span = (keyframes - 1) * stride
-    for path, frames in video_frames(paths, max_frames, first_frame):
+    for path, frames in _video_frames(paths, max_frames, first_frame):
         for start in range(0, len(frames) - span, span):
             yield from shot_cases(path.stem, f"{path.stem}-{first_frame + start:04d}", frames[start:start + span + 1],
                                   stride, keyframes)
@@ -237,7 +237,7 @@ def video_cases(paths: Sequence[str], max_frames: int, first_frame: int = 0) -> 
     """Real videos with every other frame dropped: counting from ``first_frame``, frames ``2i`` and
     ``2i + 2`` are the keyframes, frame ``2i + 1`` the truth, over ``max_frames`` frames of each video;
     a case's name gives its truth's frame in the video."""
-    for path, frames in video_frames(paths, max_frames, first_frame):
+    for path, frames in _video_frames(paths, max_frames, first_frame):
         for start in range(0, len(frames) - 2, 2):
             yield Case(path.stem, f"{path.stem}-{first_frame + start + 1:04d}", frames[[start, start + 2]], [0.5],
                        frames[start + 1:start + 2])
