@@ -181,7 +181,7 @@ def _video_frames(paths: Sequence[str], max_frames: int, first_frame: int = 0) -
     if first_frame < 0:
         raise InbetweenError(f"videos.first_frame must be 0 or more, got {first_frame}.")
     for path in find_videos(paths, "videos.paths"):
-        frames = read_video(path, max_frames=first_frame + max_frames)[first_frame:]
+        frames = read_video(path, max_frames, first_frame)
         if not len(frames):
             raise InbetweenError(f"video '{path}' ends before videos.first_frame={first_frame}; give a smaller "
                                  "first_frame or leave that video out of videos.paths.")

@@ -203,8 +203,9 @@ def find_videos(paths: Sequence[str | os.PathLike], setting: str) -> list[Path]:
     return found
 
 
-def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
-    """Decode a video file to uint8 ``(T, H, W, 3)``, at most ``max_frames`` frames."""
+def read_video(path: str | os.PathLike, max_frames: int | None = None, first_frame: int = 0) -> np.ndarray:
+    """Decode a video file to uint8 ``(T, H, W, 3)``: its frames from ``first_frame`` on, at most
+    ``max_frames`` of them (``T`` is 0 where the video ends before ``first_frame``)."""
     path = Path(path)
     if not path.is_file():
         raise InbetweenError(f"video '{path}' does not exist.")
@@ -212,12 +213,14 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.nda
     meta = next(reader)
     width, height = meta["size"]
     frames = []
-    for raw in reader:
+    for index, raw in enumerate(reader):
+        if index < first_frame:
+            continue
         frames.append(np.frombuffer(raw, np.uint8).reshape(height, width, 3))
         if max_frames is not None and len(frames) >= max_frames:
             reader.close()
             break
-    return np.stack(frames)
+    return np.stack(frames) if frames else np.empty((0, height, width, 3), np.uint8)
 
 
 def _wrap_words(text: str, font_scale: float, max_width: int) -> list[str]:

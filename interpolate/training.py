@@ -175,7 +175,7 @@ class InterpolationClips(Dataset):
 
     def _read_video(self, path: Path, skip: int, short_side: int, max_frames: int) -> np.ndarray:
         """Frames ``skip .. skip + max_frames - 1`` of ``path``, uint8 ``(T, H, W, 3)``, shrunk to ``short_side``."""
-        frames = read_video(path, max_frames=skip + max_frames)[skip:]
+        frames = read_video(path, max_frames, first_frame=skip)
         scale = short_side / min(frames.shape[1:3])
         if scale < 1:
             size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
