@@ -3,7 +3,7 @@
     python benchmarks/flow_validation.py [--checkpoint DIR] [--layered 20] [--world 20] [--size 128]
                                          [--max-tokens 256 1024] [--refine none dis fuse]
                                          [--fuse-thresholds 2] [--warp-clips-per-kind 4]
-                                         [--interpolators flow_warp diffusion]
+                                         [--interpolators flow_warp diffusion] [--video-frames 13]
 
 Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th training photograph
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
@@ -12,7 +12,9 @@ run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse
 ``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (default ``flow_warp``, with
 its defaults) with each estimator (mean PSNR, SSIM and warping error of the 7 in-betweens, as
 ``inbetween evaluate`` scores them) on N validation world clips per kind, keyframes 8 frames apart,
-at 128 px: lower error does not always warp better.
+at 128 px: lower error does not always warp better. With ``--video-frames N`` it scores them likewise
+on real footage: the training videos (``DATA_ROOT/train/videos``) with every other frame dropped, their
+first N frames (the model cards' figures on the ten training videos are ``--video-frames 13``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from flow import DISFlow
 from flow.learned import REFINEMENTS, LearnedFlow
 from flow.training import VALIDATION_SEED, FlowTask, validation_epe
 from inbetween import config
-from inbetween.evaluation import Case, evaluate_cases, world_cases
+from inbetween.evaluation import Case, evaluate_cases, video_cases, world_cases
 from inbetween.sweep import markdown_table
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 
@@ -38,12 +40,14 @@ INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterp
 RENDER_SCORES = {"psnr": "dB", "ssim": "SSIM", "warp_error": "warp error"}
 
 
-def render_scores(estimator, cases: list[Case], methods: dict[str, Any]) -> dict[str, float]:
+def render_scores(estimator, cases: list[Case], methods: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Mean PSNR (dB), SSIM and warping error of each interpolator in ``methods`` (name -> interpolator)
     with ``estimator``'s flow over ``cases`` (as ``inbetween evaluate`` scores them), keyed
-    ``"NAME dB"``, ``"NAME SSIM"`` and ``"NAME warp error"``."""
+    ``"PREFIXNAME dB"``, ``"PREFIXNAME SSIM"`` and ``"PREFIXNAME warp error"``; none without cases."""
+    if not cases:
+        return {}
     rows = evaluate_cases(iter(cases), methods, estimator, "render")
-    return {f"{name} {label}": float(np.mean([row[key] for row in rows if row["method"] == name]))
+    return {f"{prefix}{name} {label}": float(np.mean([row[key] for row in rows if row["method"] == name]))
             for name in methods for key, label in RENDER_SCORES.items()}
 
 
@@ -60,7 +64,10 @@ def main() -> None:
     parser.add_argument("--warp-clips-per-kind", type=int, default=0,
                         help="score --interpolators on this many validation world clips per kind (0: skip)")
     parser.add_argument("--interpolators", nargs="+", default=["flow_warp"], choices=list(INTERPOLATORS),
-                        help="what --warp-clips-per-kind scores")
+                        help="what --warp-clips-per-kind and --video-frames score")
+    parser.add_argument("--video-frames", type=int, default=0,
+                        help="score --interpolators on the training videos' first N frames, every other one "
+                             "dropped (0: skip)")
     args = parser.parse_args()
     task = FlowTask(f"{config.data_root()}/train/photos")
     pairs = task.validation(args.layered, args.world, args.size)
@@ -73,14 +80,17 @@ def main() -> None:
                                                                       if threshold is not None else "")
             estimators[name] = LearnedFlow(args.checkpoint, tokens, refine, fuse_threshold=threshold)
     warp_cases = list(world_cases([8], 9, args.warp_clips_per_kind, 128, VALIDATION_SEED))
-    interpolators = {name: INTERPOLATORS[name]() for name in args.interpolators} if warp_cases else {}
+    real_cases = list(video_cases([f"{config.data_root()}/train/videos"], args.video_frames)) if args.video_frames else []
+    interpolators = {name: INTERPOLATORS[name]() for name in args.interpolators}
     with torch.inference_mode():
-        rows = [{"method": name, **validation_epe(estimator, pairs),
-                 **(render_scores(estimator, warp_cases, interpolators) if warp_cases else {})}
+        rows = [{"method": name, **validation_epe(estimator, pairs), **render_scores(estimator, warp_cases, interpolators),
+                 **render_scores(estimator, real_cases, interpolators, "videos, ")}
                 for name, estimator in estimators.items()]
     print(f"validation pairs at {args.size} px: {args.layered} layered, {args.world} world; mean end-point error (px)"
           + (f"; {', '.join(args.interpolators)} on {len(warp_cases)} validation world clips at 128 px, keyframes 8"
-             " frames apart" if warp_cases else "") + "\n")
+             " frames apart" if warp_cases else "")
+          + (f"; on {len(real_cases)} triplets of the training videos (\"videos\", their first {args.video_frames}"
+             " frames, every other one dropped)" if real_cases else "") + "\n")
     print(markdown_table(rows, ["method", *[key for key in rows[0] if key != "method"]]))
 
 
