@@ -11,6 +11,7 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
+from flow.opencv import DISFlow
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
 from inbetween.warp import MOTION_PRIORITY, ArcPath, TimeFlows, backward_warp, occlusion_mask, time_flows
@@ -172,6 +173,41 @@ def _paths_through_trusted(positions: dict[int, torch.Tensor], beyond: dict[int,
     return paths
 
 
+#: :func:`agreement_weight`'s box (pixels), temperature and margin (both in 8-bit levels), picked on the
+#: training videos with every other frame dropped, the evaluation cameras' frames from 64 on and held-back
+#: world clips 8 apart (the README, "The learned flow stage").
+AGREEMENT_WINDOW = 31
+AGREEMENT_TEMPERATURE = 8.0
+AGREEMENT_MARGIN = 4.0
+
+
+def _disagreement(warped_left: torch.Tensor, warped_right: torch.Tensor, window: int) -> torch.Tensor:
+    """How far a rendering's two warped keyframes ``(N, 3, H, W)`` differ, in 8-bit levels: the mean
+    absolute colour difference over a ``window`` box, ``(N, 1, H, W)``."""
+    difference = (warped_left - warped_right).abs().mean(1, keepdim=True) * 127.5
+    return torch.nn.functional.avg_pool2d(difference, window, 1, window // 2, count_include_pad=False)
+
+
+def agreement_weight(first: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor],
+                     window: int = AGREEMENT_WINDOW, temperature: float = AGREEMENT_TEMPERATURE,
+                     margin: float = AGREEMENT_MARGIN) -> torch.Tensor:
+    """The weight ``(N, 1, H, W)`` of the first of two renderings of the same frame (along two flows), each
+    given as its two warped keyframes ``(warped_left, warped_right)``, ``(N, 3, H, W)`` in ``[-1, 1]``:
+    ``softmax(-d / temperature)`` over the two, ``d`` their :func:`_disagreement` over a ``window`` box,
+    the second's raised by ``margin`` (so ties lean to the first). Where a flow is wrong its two warps
+    disagree and the other rendering takes over; where both agree alike the two are mixed, which also
+    evens out each flow's small errors."""
+    scores = -torch.cat([_disagreement(*first, window), _disagreement(*second, window) + margin], 1) / temperature
+    return torch.softmax(scores, 1)[:, :1]
+
+
+def agreement_blend(first: WarpedToTime, second: WarpedToTime, **settings: float) -> torch.Tensor:
+    """``first.blend`` and ``second.blend`` ``(B, 3, H, W)`` mixed per pixel by :func:`agreement_weight`
+    (``settings``: its ``window``, ``temperature``, ``margin``)."""
+    weight = agreement_weight((first.left, first.right), (second.left, second.right), **settings)
+    return weight * first.blend + (1 - weight) * second.blend
+
+
 class FlowWarpInterpolator(Interpolator):
     """Warps both keyframes to time ``t`` along the flow and blends them.
 
@@ -201,6 +237,11 @@ class FlowWarpInterpolator(Interpolator):
     (``k - 1``, ``k + 2``) where there are any and moves each keyframe's pixels along the
     arc through their positions in them (:class:`NeighbourPaths`) instead of a straight
     line: curved and eased motion between keyframes.
+
+    ``blend_with_dis=True`` also renders each frame along DIS's flow (:class:`flow.DISFlow`, its
+    defaults) and blends the two renderings per pixel by :func:`agreement_blend`: meant for another
+    ``flow=`` (e.g. ``learned``, which finds large motion that DIS misses while DIS is more precise on
+    real texture); with ``flow=dis`` it changes nothing.
     """
 
     name = "flow_warp"
@@ -216,6 +257,7 @@ class FlowWarpInterpolator(Interpolator):
         visibility_floor: float = 0.3,
         neighbours: bool = False,
         motion_priority: float = MOTION_PRIORITY,
+        blend_with_dis: bool = False,
     ) -> None:
         self.occlusion_aware = occlusion_aware
         self.alpha = alpha
@@ -223,6 +265,7 @@ class FlowWarpInterpolator(Interpolator):
         self.visibility_floor = visibility_floor
         self.uses_neighbours = neighbours
         self.motion_priority = motion_priority
+        self.dis = DISFlow() if blend_with_dis else None
 
     def warp(self, left, right, flow_lr, flow_rl, t: float | torch.Tensor,
              paths: NeighbourPaths | None = None) -> WarpedToTime:
@@ -248,7 +291,13 @@ class FlowWarpInterpolator(Interpolator):
             raise InbetweenError("the flow_warp interpolator needs flow in both directions; configure a flow estimator")
         flow_lr, flow_rl = flow_lr.to(left), flow_rl.to(left)
         paths = bent_paths(flow_lr, flow_rl, neighbours)
-        frames = [self.frame_at(left, right, flow_lr, flow_rl, t, paths) for t in check_times(times)]
+        if self.dis is None:
+            frames = [self.frame_at(left, right, flow_lr, flow_rl, t, paths) for t in check_times(times)]
+            return _stack_times(frames, left)
+        dis_lr, dis_rl = (flow.to(left) for flow in self.dis.bidirectional(left, right))
+        dis_paths = bent_paths(dis_lr, dis_rl, neighbours)
+        frames = [agreement_blend(self.warp(left, right, flow_lr, flow_rl, t, paths),
+                                  self.warp(left, right, dis_lr, dis_rl, t, dis_paths)) for t in check_times(times)]
         return _stack_times(frames, left)
 
 

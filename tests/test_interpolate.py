@@ -12,7 +12,7 @@ from flow import DISFlow
 from inbetween.errors import InbetweenError
 from inbetween.video import to_uint8
 from interpolate import FlowWarpInterpolator, Interpolator, LinearInterpolator, MinterpolateInterpolator
-from interpolate.classical import visibility_blend
+from interpolate.classical import WarpedToTime, agreement_blend, visibility_blend
 
 HEIGHT, WIDTH, SIDE = 64, 96, 28
 ORIGIN = (24, 18)  # top-left corner (x, y) of the square in the left keyframe
@@ -123,6 +123,24 @@ def test_visibility_blend_takes_each_pixel_from_the_keyframe_that_shows_it():
     assert visibility_blend(warped_left, warped_right, 1.0, 1.0, t, floor=0.3).unique().tolist() == pytest.approx([-0.5])
 
 
+def test_agreement_blend_follows_the_rendering_whose_two_warps_agree():
+    # The first rendering's warped keyframes agree on the left column and differ by 40 levels on the
+    # right one; the second's the other way round.
+    level = 1 / 127.5
+    agree_left = torch.tensor([[[[0.0, 40 * level]]]]).expand(1, 3, 1, 2)
+    first = WarpedToTime(torch.zeros(1, 3, 1, 2), agree_left, None, torch.full((1, 3, 1, 2), -0.5))
+    second = WarpedToTime(torch.zeros(1, 3, 1, 2), agree_left.flip(-1), None, torch.full((1, 3, 1, 2), 0.5))
+    blended = agreement_blend(first, second, window=1, temperature=8.0, margin=0.0)[0, 0, 0]
+    share_of_first = 1 / (1 + np.exp(-40 / 8))  # softmax of (0, -40 / 8)
+    assert blended.tolist() == pytest.approx([0.5 - share_of_first, share_of_first - 0.5], abs=1e-5)
+    # Where the two agree alike, the margin tips the blend towards the first rendering.
+    tied = agreement_blend(first, first, window=1, temperature=8.0, margin=4.0)
+    assert torch.allclose(tied, first.blend)
+    same = WarpedToTime(first.left, first.right, None, torch.full((1, 3, 1, 2), 0.5))
+    assert agreement_blend(first, same, window=1, temperature=8.0, margin=4.0)[0, 0, 0, 0].item() \
+        == pytest.approx(-0.5 + 1 / (1 + np.exp(4 / 8)), abs=1e-5)
+
+
 class TestFlowWarp:
     def test_endpoints_are_the_keyframes(self):
         left, right = square_frame(*ORIGIN), square_frame(ORIGIN[0] + 6, ORIGIN[1] - 4)
@@ -161,6 +179,21 @@ class TestFlowWarp:
         linear = psnr(LinearInterpolator()(left, right, None, None, [0.5])[:, 0], truth)
         warped = psnr(FlowWarpInterpolator()(left, right, *flows, [0.5])[:, 0], truth)
         assert warped >= linear + 5
+
+    def test_blend_with_dis_mends_a_wrong_flow_and_keeps_dis_flow_unchanged(self):
+        # Given a flow that misses the square's motion, the frame rendered along DIS's flow takes over
+        # where the wrong flow's two warps disagree; given DIS's own flow, nothing changes.
+        x, y = ORIGIN
+        left, right, truth = square_frame(x, y), square_frame(x + 8, y + 4), square_frame(x + 4, y + 2)
+        still = torch.zeros(1, 2, HEIGHT, WIDTH)
+        blending = FlowWarpInterpolator(blend_with_dis=True)
+        wrong = psnr(FlowWarpInterpolator()(left, right, still, still, [0.5])[:, 0], truth)
+        mended = psnr(blending(left, right, still, still, [0.5])[:, 0], truth)
+        dis_flows = DISFlow().bidirectional(left, right)
+        dis = psnr(FlowWarpInterpolator()(left, right, *dis_flows, [0.5])[:, 0], truth)
+        assert mended >= wrong + 5 and mended >= dis - 1.5
+        unblended = FlowWarpInterpolator()(left, right, *dis_flows, [0.5])
+        assert torch.allclose(blending(left, right, *dis_flows, [0.5]), unblended, atol=1e-6)
 
     def test_needs_flow(self):
         image = torch.zeros(1, 3, 8, 8)
