@@ -31,12 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from checkpoints import shipped
+from flow.opencv import DISFlow
 from inbetween.diffusion import NoiseSchedule, autocast, resolve_precision, sample
 from inbetween.errors import InbetweenError
 from inbetween.warp import backward_warp
 from inbetween.weights import load_weights, read_config, save_folder
 from interpolate.base import Interpolator, Neighbour, Neighbours
-from interpolate.classical import FlowWarpInterpolator, bent_paths, check_times
+from interpolate.classical import FlowWarpInterpolator, agreement_weight, bent_paths, check_times
 from interpolate.tiling import run_tiled
 from interpolate.unet import TemporalUNet
 
@@ -48,6 +49,7 @@ COND_CHANNELS = 21
 #: the left and right keyframes (2 each, in units of ``flow_scale`` pixels), the change of
 #: the left keyframe's blend weight (1, a logit) and a pixel residual (3).
 OUTPUT_CHANNELS = 8
+_WARPED_LEFT, _WARPED_RIGHT = slice(3, 6), slice(6, 9)
 _LEFT, _RIGHT, _VISIBLE, _FLOWS = slice(9, 12), slice(12, 15), slice(15, 17), slice(17, 21)
 
 
@@ -236,6 +238,12 @@ class DiffusionInterpolator(Interpolator):
     agree within ``still_levels``), the frame is flow warping's: the model's corrections there are
     noise at its precision (about 50 dB), which costs static shots and steady cameras most.
     ``still_levels=None`` takes the model's frame everywhere.
+
+    ``blend_with_dis=True`` mixes the frames per pixel with flow warping's along DIS's flow
+    (:class:`flow.DISFlow`, its defaults) by how well each one's warped keyframes agree
+    (:func:`interpolate.classical.agreement_weight`; the model's frame counts as its flow's): meant for
+    another ``flow=`` (e.g. ``learned``, which finds large motion that DIS misses while DIS is more
+    precise on real texture), as ``flow_warp``'s option of the same name.
     """
 
     name = "diffusion"
@@ -244,7 +252,8 @@ class DiffusionInterpolator(Interpolator):
 
     def __init__(self, checkpoint: str | None = None, sampler: str = "ddim", steps: int = 4, eta: float = 0.0,
                  seed: int = 0, tile: int = 256, overlap: int = 64, times_per_call: int = 16, precision: str = "auto",
-                 neighbours: bool = False, still_levels: float | None = 8.0, device: str = "cpu"):
+                 neighbours: bool = False, still_levels: float | None = 8.0, blend_with_dis: bool = False,
+                 device: str = "cpu"):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = InterpolatorModel.load(checkpoint or shipped("interpolator"), device)
@@ -260,6 +269,7 @@ class DiffusionInterpolator(Interpolator):
         if still_levels is not None and still_levels < 0:
             raise InbetweenError(f"still_levels must be 0 or more (8-bit levels), or null to turn it off; got {still_levels}.")
         self.still_levels = still_levels
+        self.dis = DISFlow() if blend_with_dis else None
 
     @torch.no_grad()
     def __call__(self, left, right, flow_lr, flow_rl, times: Sequence[float],
@@ -276,8 +286,9 @@ class DiffusionInterpolator(Interpolator):
         like = left  # the caller's device and dtype
         left, right, flow_lr, flow_rl = (x.to(self.device, torch.float32) for x in (left, right, flow_lr, flow_rl))
         time_grid = torch.tensor(times, device=self.device).expand(left.shape[0], -1)
-        blend, cond = self.model.conditioning(left, right, flow_lr, flow_rl, time_grid,
-                                              self._on_device(neighbours))
+        neighbours = self._on_device(neighbours)
+        blend, cond = self.model.conditioning(left, right, flow_lr, flow_rl, time_grid, neighbours)
+        warps = cond[:, :, _WARPED_LEFT], cond[:, :, _WARPED_RIGHT]
         multiple = self.model.unet.multiple
         cond = _pad_to(cond, multiple)
         generator = torch.Generator().manual_seed(self.seed)
@@ -289,7 +300,23 @@ class DiffusionInterpolator(Interpolator):
         frames = self.model.frames(blend, residual[..., :height, :width])
         if self.still_levels is not None:
             frames = torch.where(still_pixels(left, right, blend, self.still_levels), blend, frames)
+        if self.dis is not None:
+            frames = self._mixed_with_dis(left, right, frames, warps, time_grid, neighbours)
         return torch.where(held.to(self.device)[:, None, None, None, None], left[:, None], frames).to(like)
+
+    def _mixed_with_dis(self, left, right, frames: torch.Tensor, warps: tuple[torch.Tensor, torch.Tensor],
+                        times: torch.Tensor, neighbours: Neighbours | None) -> torch.Tensor:
+        """``frames`` ``(B, T, 3, H, W)``, rendered from ``warps`` (the keyframes warped to each time along
+        the configured flow, each ``(B, T, 3, H, W)``), mixed per pixel with flow warping's frames along
+        DIS's flow by :func:`agreement_weight`."""
+        dis_lr, dis_rl = (flow.to(self.device, torch.float32) for flow in self.dis.bidirectional(left, right))
+        dis_paths = bent_paths(dis_lr, dis_rl, neighbours)
+        mixed = []
+        for i, t in enumerate(times.unbind(1)):
+            dis = self.model.warper.warp(left, right, dis_lr, dis_rl, t.view(-1, 1, 1, 1), dis_paths)
+            weight = agreement_weight((warps[0][:, i], warps[1][:, i]), (dis.left, dis.right))
+            mixed.append(weight * frames[:, i] + (1 - weight) * dis.blend)
+        return torch.stack(mixed, dim=1)
 
     def _on_device(self, neighbours: Neighbours | None) -> Neighbours | None:
         """``neighbours`` with every tensor float32 on this interpolator's device."""

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file
 from torch import nn
@@ -21,6 +22,7 @@ from inbetween.video import find_videos, from_uint8, read_video
 from inbetween.warp import backward_warp
 from inbetween.world import Clip
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
+from interpolate.classical import AGREEMENT_MARGIN, AGREEMENT_TEMPERATURE
 from interpolate.diffusion import COND_CHANNELS, OUTPUT_CHANNELS, InterpolatorModel, still_pixels
 from interpolate.tiling import run_tiled, tile_starts
 from interpolate.training import (EVALUATION_SEEDS_START, InterpolationClips, InterpolatorTask, _clip_sequence,
@@ -165,6 +167,24 @@ def test_still_pixels_keep_flow_warps_frame_and_moving_ones_the_models(tiny_fold
     assert (ungated - blend)[..., still].abs().max() > 1e-2
     with pytest.raises(InbetweenError, match="still_levels must be 0 or more"):
         DiffusionInterpolator(str(tiny_folder), still_levels=-1)
+
+
+def test_blend_with_dis_mixes_in_flow_warp_along_dis_where_its_warps_agree_better(tiny_folder):
+    # A smooth random texture moving 5 px to the right: DIS finds the motion and its warps agree.
+    texture = F.avg_pool2d(torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(0)) * 5 - 2.5, 5, 1, 2)
+    left, right = texture[..., 8:72].clamp(-1, 1), texture[..., 3:67].clamp(-1, 1)
+    dis_lr, dis_rl = DISFlow().bidirectional(left, right)
+    plain, blending = (DiffusionInterpolator(str(tiny_folder), blend_with_dis=mix) for mix in (False, True))
+    along_dis = FlowWarpInterpolator()(left, right, dis_lr, dis_rl, [0.5])
+    # Given DIS's own flow both renderings' warps agree alike, and the margin weighs the model's frame
+    # 1 / (1 + exp(-margin / temperature)).
+    share = 1 / (1 + np.exp(-AGREEMENT_MARGIN / AGREEMENT_TEMPERATURE))
+    torch.testing.assert_close(blending(left, right, dis_lr, dis_rl, [0.5]),
+                               share * plain(left, right, dis_lr, dis_rl, [0.5]) + (1 - share) * along_dis)
+    # Given no flow the model's warps disagree everywhere, and flow warping along DIS takes over.
+    still = torch.zeros_like(dis_lr)
+    mixed, unmixed = (interpolator(left, right, still, still, [0.5]) for interpolator in (blending, plain))
+    assert (mixed - along_dis).abs().mean() < 0.05 * (unmixed - along_dis).abs().mean()
 
 
 def test_bad_settings_are_clear_errors(tiny_folder, tmp_path):
