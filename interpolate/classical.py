@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 import subprocess
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import imageio_ffmpeg
 import numpy as np
 import torch
 
+from flow.base import FlowEstimator
 from flow.opencv import DISFlow
 from inbetween.errors import InbetweenError
 from inbetween.video import from_uint8, to_uint8
@@ -291,14 +292,23 @@ class FlowWarpInterpolator(Interpolator):
             raise InbetweenError("the flow_warp interpolator needs flow in both directions; configure a flow estimator")
         flow_lr, flow_rl = flow_lr.to(left), flow_rl.to(left)
         paths = bent_paths(flow_lr, flow_rl, neighbours)
+        times = check_times(times)
         if self.dis is None:
-            frames = [self.frame_at(left, right, flow_lr, flow_rl, t, paths) for t in check_times(times)]
+            frames = [self.frame_at(left, right, flow_lr, flow_rl, t, paths) for t in times]
             return _stack_times(frames, left)
-        dis_lr, dis_rl = (flow.to(left) for flow in self.dis.bidirectional(left, right))
-        dis_paths = bent_paths(dis_lr, dis_rl, neighbours)
-        frames = [agreement_blend(self.warp(left, right, flow_lr, flow_rl, t, paths),
-                                  self.warp(left, right, dis_lr, dis_rl, t, dis_paths)) for t in check_times(times)]
+        along_dis = self.warps_along(self.dis, left, right, times, neighbours)
+        frames = [agreement_blend(self.warp(left, right, flow_lr, flow_rl, t, paths), dis)
+                  for t, dis in zip(times, along_dis)]
         return _stack_times(frames, left)
+
+    def warps_along(self, estimator: FlowEstimator, left, right, times: Sequence[float],
+                    neighbours: Neighbours | None = None) -> Iterator[WarpedToTime]:
+        """:meth:`warp` to each of ``times`` along ``estimator``'s flow between ``left`` and ``right``
+        ``(B, 3, H, W)`` (on their paths bent through ``neighbours`` where given), one time at a time."""
+        flow_lr, flow_rl = (flow.to(left) for flow in estimator.bidirectional(left, right))
+        paths = bent_paths(flow_lr, flow_rl, neighbours)
+        for t in times:
+            yield self.warp(left, right, flow_lr, flow_rl, t, paths)
 
 
 def _common_denominator(times: Sequence[float], max_denominator: int, tolerance: float = 1e-6) -> int:

@@ -301,19 +301,16 @@ class DiffusionInterpolator(Interpolator):
         if self.still_levels is not None:
             frames = torch.where(still_pixels(left, right, blend, self.still_levels), blend, frames)
         if self.dis is not None:
-            frames = self._mixed_with_dis(left, right, frames, warps, time_grid, neighbours)
+            frames = self._mixed_with_dis(left, right, frames, warps, times, neighbours)
         return torch.where(held.to(self.device)[:, None, None, None, None], left[:, None], frames).to(like)
 
     def _mixed_with_dis(self, left, right, frames: torch.Tensor, warps: tuple[torch.Tensor, torch.Tensor],
-                        times: torch.Tensor, neighbours: Neighbours | None) -> torch.Tensor:
+                        times: Sequence[float], neighbours: Neighbours | None) -> torch.Tensor:
         """``frames`` ``(B, T, 3, H, W)``, rendered from ``warps`` (the keyframes warped to each time along
         the configured flow, each ``(B, T, 3, H, W)``), mixed per pixel with flow warping's frames along
         DIS's flow by :func:`agreement_weight`."""
-        dis_lr, dis_rl = (flow.to(self.device, torch.float32) for flow in self.dis.bidirectional(left, right))
-        dis_paths = bent_paths(dis_lr, dis_rl, neighbours)
         mixed = []
-        for i, t in enumerate(times.unbind(1)):
-            dis = self.model.warper.warp(left, right, dis_lr, dis_rl, t.view(-1, 1, 1, 1), dis_paths)
+        for i, dis in enumerate(self.model.warper.warps_along(self.dis, left, right, times, neighbours)):
             weight = agreement_weight((warps[0][:, i], warps[1][:, i]), (dis.left, dis.right))
             mixed.append(weight * frames[:, i] + (1 - weight) * dis.blend)
         return torch.stack(mixed, dim=1)
