@@ -227,8 +227,8 @@ class DiffusionInterpolator(Interpolator):
       tiles (memory stays bounded; see :mod:`interpolate.tiling`).
     * ``times_per_call``: in-betweens denoised together (they attend to one another); the pipeline
       splits longer gaps into runs of this many.
-    * ``precision``: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 where the device computes it
-      natively; see :func:`inbetween.diffusion.resolve_precision`).
+    * ``precision``: ``bf16`` autocast, ``fp32``, or ``auto`` (bf16 where the device runs it faster
+      than fp32: CUDA, AMX; see :func:`inbetween.diffusion.resolve_precision`).
     * ``neighbours``: take the shot's keyframes beyond the gap (``k - 1``, ``k + 2``): the model is
       conditioned on flows from ``t`` along paths bent through them (:func:`conditioning`), for curved
       and eased motion. Without them, or in a shot of two keyframes, the frames are the gap's alone.

@@ -80,7 +80,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``fp32``, ``bf16`` or ``fp16``; ``auto``: fp16 on CUDA, bf16 on a CPU that computes it natively, else fp32."""
+    """``fp32``, ``bf16`` or ``fp16``; ``auto``: fp16 on CUDA, bf16 on a CPU with AMX, else fp32."""
     if precision not in PRECISIONS:
         raise InbetweenError(f"keyframes.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if precision == "auto":
