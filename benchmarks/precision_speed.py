@@ -45,16 +45,17 @@ PRECISIONS = ("fp32", "bf16")
 DEMO_STORYBOARD = Path(inbetween.__file__).parent / "assets" / "demo_storyboard.yaml"
 
 
-def stage_task(stage: str):
-    """The training task of ``conf/stage/STAGE.yaml`` and its trainer's batch size."""
+def stage_task(stage: str, folder: str):
+    """The training task of ``conf/stage/STAGE.yaml`` and its trainer's batch size, its output (e.g.
+    the items' cache) under ``folder``."""
     with hydra.initialize_config_module("conf", version_base="1.3"):
-        cfg = hydra.compose("train", overrides=[f"stage={stage}", "output_dir=."])
+        cfg = hydra.compose("train", overrides=[f"stage={stage}", f"output_dir={folder}"])
     return hydra.utils.instantiate(cfg.task), cfg.trainer.batch_size
 
 
-def training_step(stage: str) -> Callable[[str], Callable[[], None]]:
+def training_step(stage: str, folder: str) -> Callable[[str], Callable[[], None]]:
     """For a precision, one training step (loss and backward) of ``stage`` on its first batch, as work to time."""
-    task, batch_size = stage_task(stage)
+    task, batch_size = stage_task(stage, folder)
     model = task.build_model()
     dataset = task.dataset()
     batch = default_collate([dataset[index] for index in range(batch_size)])
@@ -82,7 +83,7 @@ def keyframes() -> Callable[[str], Callable[[], None]]:
 
 
 def interpolator(folder: str) -> Callable[[str], Callable[[], None]]:
-    task, _ = stage_task("interpolator")
+    task, _ = stage_task("interpolator", folder)
     torch.manual_seed(0)
     task.export(task.build_model().eval(), folder)
     clip = Clip.random(0, "texture")
@@ -110,7 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         works = {"keyframes: 3 keyframes, defaults": keyframes(),
                  "interpolator: 7 in-betweens at 256x256, 1 step": interpolator(folder)}
-        works |= {f"train {stage}: one step": training_step(stage) for stage in args.stages}
+        works |= {f"train {stage}: one step": training_step(stage, folder) for stage in args.stages}
         for name, work in works.items():
             seconds = {}
             for precision in PRECISIONS:
