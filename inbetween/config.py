@@ -155,7 +155,7 @@ class TrainerConfig:
     warmup_steps: int = MISSING  # linear warmup from lr / warmup_steps; 0: none
     ema_decay: float = MISSING  # of the weights' moving average, the weights sampled and exported
     grad_clip: float = MISSING  # max global gradient norm; 0: no clipping
-    precision: str = MISSING  # auto (bf16 where the hardware runs it faster: CUDA, AMX, else fp32), bf16 (autocast) or fp32
+    precision: str = MISSING  # auto (bf16 where the hardware runs it faster than fp32: CUDA, AMX; else fp32), bf16 (autocast) or fp32
     checkpoint_every: int = MISSING  # steps between checkpoints (and loss.png redraws)
     sample_every: int = MISSING  # steps between sample grids
     log_every: int = MISSING  # steps between metrics.jsonl lines
