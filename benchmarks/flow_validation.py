@@ -3,16 +3,18 @@
     python benchmarks/flow_validation.py [--checkpoint DIR] [--layered 20] [--world 20] [--size 128]
                                          [--max-tokens 256 1024] [--refine none dis fuse]
                                          [--fuse-thresholds 2] [--warp-clips-per-kind 4]
-                                         [--interpolators flow_warp diffusion] [--video-frames 13]
+                                         [--interpolators flow_warp flow_warp_blend diffusion diffusion_blend]
+                                         [--video-frames 13]
 
 Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th training photograph
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
 ``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
 run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
 ``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (default ``flow_warp``, with
-its defaults) with each estimator (mean PSNR, SSIM and warping error of the 7 in-betweens, as
-``inbetween evaluate`` scores them) on N validation world clips per kind, keyframes 8 frames apart,
-at 128 px: lower error does not always warp better. With ``--video-frames N`` it scores them likewise
+its defaults; the ``_blend`` ones mix each frame with ``flow_warp``'s along DIS's flow) with each
+estimator (mean PSNR, SSIM and warping error of the 7 in-betweens, as ``inbetween evaluate`` scores
+them) on N validation world clips per kind, keyframes 8 frames apart, at 128 px: lower error does not
+always warp better. With ``--video-frames N`` it scores them likewise
 on real footage: the training videos (``DATA_ROOT/train/videos``) with every other frame dropped, their
 first N frames (the model cards' figures on the ten training videos are ``--video-frames 13``).
 """
@@ -20,6 +22,7 @@ first N frames (the model cards' figures on the ten training videos are ``--vide
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,9 @@ from inbetween.evaluation import Case, evaluate_cases, video_cases, world_cases
 from inbetween.sweep import markdown_table
 from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 
-INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterpolator}
+INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterpolator,
+                 "flow_warp_blend": partial(FlowWarpInterpolator, blend_with_dis=True),
+                 "diffusion_blend": partial(DiffusionInterpolator, blend_with_dis=True)}
 
 
 #: What :func:`render_scores` reports per interpolator: ``inbetween evaluate``'s row key -> column label.
