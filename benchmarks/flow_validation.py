@@ -1,7 +1,7 @@
 """End-point error of flow estimators on the learned flow's validation pairs (never evaluation data).
 
     python benchmarks/flow_validation.py [--checkpoint DIR] [--layered 20] [--world 20] [--size 128]
-                                         [--max-tokens 256 1024] [--refine none dis fuse]
+                                         [--max-tokens 576 256] [--refine none dis fuse]
                                          [--fuse-thresholds 2] [--warp-clips-per-kind 4]
                                          [--interpolators flow_warp flow_warp_blend diffusion diffusion_blend]
                                          [--video-frames 13]
@@ -10,35 +10,36 @@ Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th t
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
 ``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
 run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
-``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (default ``flow_warp``, with
-its defaults; the ``_blend`` ones mix each frame with ``flow_warp``'s along DIS's flow) with each
-estimator (mean PSNR, SSIM and warping error of the 7 in-betweens, as ``inbetween evaluate`` scores
-them) on N validation world clips per kind, keyframes 8 frames apart, at 128 px: lower error does not
-always warp better. With ``--video-frames N`` it scores them likewise
-on real footage: the training videos (``DATA_ROOT/train/videos``) with every other frame dropped, their
-first N frames (the model cards' figures on the ten training videos are ``--video-frames 13``).
+``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (names of ``conf/interpolate``,
+with their settings there; default ``flow_warp``; the ``_blend`` ones mix each frame with
+``flow_warp``'s along DIS's flow) with each estimator (mean PSNR, SSIM and warping error of the 7
+in-betweens, as ``inbetween evaluate`` scores them) on N validation world clips per kind, keyframes 8
+frames apart, at 128 px: lower error does not always warp better. With ``--video-frames N`` it scores
+them likewise on real footage: the training videos (``DATA_ROOT/train/videos``) with every other frame
+dropped, their first N frames (the model cards' figures on the ten training videos are
+``--video-frames 13``).
 """
 
 from __future__ import annotations
 
 import argparse
-from functools import partial
+from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 import torch
 
+import conf
 from flow import DISFlow
-from flow.learned import REFINEMENTS, LearnedFlow
+from flow.learned import MAX_TOKENS, REFINEMENTS, LearnedFlow
 from flow.training import VALIDATION_SEED, FlowTask, validation_epe
 from inbetween import config
-from inbetween.evaluation import Case, evaluate_cases, video_cases, world_cases
+from inbetween.evaluation import Case, evaluate_cases, load_methods, video_cases, world_cases
 from inbetween.sweep import markdown_table
-from interpolate import DiffusionInterpolator, FlowWarpInterpolator
 
-INTERPOLATORS = {"flow_warp": FlowWarpInterpolator, "diffusion": DiffusionInterpolator,
-                 "flow_warp_blend": partial(FlowWarpInterpolator, blend_with_dis=True),
-                 "diffusion_blend": partial(DiffusionInterpolator, blend_with_dis=True)}
+#: What ``--interpolators`` may name: the configs of ``conf/interpolate``.
+INTERPOLATORS = sorted(path.stem for path in (Path(conf.__file__).parent / "interpolate").glob("*.yaml"))
 
 
 #: What :func:`render_scores` reports per interpolator: ``inbetween evaluate``'s row key -> column label.
@@ -62,13 +63,13 @@ def main() -> None:
     parser.add_argument("--layered", type=int, default=20)
     parser.add_argument("--world", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--max-tokens", type=int, nargs="+", default=[256])
+    parser.add_argument("--max-tokens", type=int, nargs="+", default=[MAX_TOKENS])
     parser.add_argument("--refine", nargs="+", default=["none", "dis", "fuse"], choices=REFINEMENTS)
     parser.add_argument("--fuse-thresholds", type=float, nargs="*", default=[],
                         help="also run refine fuse with each of these fuse_threshold values (pixels)")
     parser.add_argument("--warp-clips-per-kind", type=int, default=0,
                         help="score --interpolators on this many validation world clips per kind (0: skip)")
-    parser.add_argument("--interpolators", nargs="+", default=["flow_warp"], choices=list(INTERPOLATORS),
+    parser.add_argument("--interpolators", nargs="+", default=["flow_warp"], choices=INTERPOLATORS,
                         help="what --warp-clips-per-kind and --video-frames score")
     parser.add_argument("--video-frames", type=int, default=0,
                         help="score --interpolators on the training videos' first N frames, every other one "
@@ -86,7 +87,8 @@ def main() -> None:
             estimators[name] = LearnedFlow(args.checkpoint, tokens, refine, fuse_threshold=threshold)
     warp_cases = list(world_cases([8], 9, args.warp_clips_per_kind, 128, VALIDATION_SEED))
     real_cases = list(video_cases([f"{config.data_root()}/train/videos"], args.video_frames)) if args.video_frames else []
-    interpolators = {name: INTERPOLATORS[name]() for name in args.interpolators}
+    with hydra.initialize_config_module("conf", version_base="1.3"):
+        interpolators = load_methods(args.interpolators)
     with torch.inference_mode():
         rows = [{"method": name, **validation_epe(estimator, pairs), **render_scores(estimator, warp_cases, interpolators),
                  **render_scores(estimator, real_cases, interpolators, "videos, ")}

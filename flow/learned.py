@@ -350,6 +350,10 @@ def fuse_flows(image0: torch.Tensor, image1: torch.Tensor, base: tuple[torch.Ten
 REFINEMENTS = ("none", "dis", "fuse")
 
 
+#: :class:`LearnedFlow`'s default ``max_tokens``: the grid the shipped model last trained its global matching on.
+MAX_TOKENS = 576
+
+
 class LearnedFlow(FlowEstimator):
     """Flow from a trained :class:`MatchingFlowNet` model folder (``inbetween train stage=flow`` writes
     ``OUT/model``; the shipped one is ``checkpoints/flow``).
@@ -367,7 +371,7 @@ class LearnedFlow(FlowEstimator):
 
     name = "learned"
 
-    def __init__(self, checkpoint: str | None = None, max_tokens: int = 576, refine: str = "fuse",
+    def __init__(self, checkpoint: str | None = None, max_tokens: int = MAX_TOKENS, refine: str = "fuse",
                  fuse_window: int = 5, fuse_threshold: float | None = None, device: str = "cpu") -> None:
         if max_tokens < 16:
             raise InbetweenError(f"max_tokens must be 16 or more, got {max_tokens}.")
