@@ -2,14 +2,15 @@
 
     python benchmarks/flow_validation.py [--checkpoint DIR] [--layered 20] [--world 20] [--size 128]
                                          [--max-tokens 576 256] [--refine none dis fuse]
-                                         [--fuse-thresholds 2] [--warp-clips-per-kind 4]
+                                         [--fuse-thresholds 2] [--keep-occluded] [--warp-clips-per-kind 4]
                                          [--interpolators flow_warp flow_warp_blend diffusion diffusion_blend]
                                          [--video-frames 13]
 
 Held-back pairs of ``inbetween train stage=flow``: layered clips of every 10th training photograph
 and Shapes World clips, seeds from 500000, at ``--size`` pixels. DIS and the learned flow (once per
-``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds``) in the same
-run; the table this chooses ``flow.max_tokens``, ``flow.refine`` and ``flow.fuse_threshold`` by. With
+``--max-tokens`` and ``--refine``, and for ``fuse`` once more per ``--fuse-thresholds`` and with
+``--keep-occluded`` once more with ``fuse_keep_occluded``) in the same run; the table this chooses
+``flow.max_tokens``, ``flow.refine``, ``flow.fuse_threshold`` and ``flow.fuse_keep_occluded`` by. With
 ``--warp-clips-per-kind N`` it also scores each of ``--interpolators`` (names of ``conf/interpolate``,
 with their settings there; default ``flow_warp``; the ``_blend`` ones mix each frame with
 ``flow_warp``'s along DIS's flow) with each estimator (mean PSNR, SSIM and warping error of the 7
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--refine", nargs="+", default=["none", "dis", "fuse"], choices=REFINEMENTS)
     parser.add_argument("--fuse-thresholds", type=float, nargs="*", default=[],
                         help="also run refine fuse with each of these fuse_threshold values (pixels)")
+    parser.add_argument("--keep-occluded", action="store_true",
+                        help="also run refine fuse with fuse_keep_occluded")
     parser.add_argument("--warp-clips-per-kind", type=int, default=0,
                         help="score --interpolators on this many validation world clips per kind (0: skip)")
     parser.add_argument("--interpolators", nargs="+", default=["flow_warp"], choices=INTERPOLATORS,
@@ -77,14 +80,15 @@ def main() -> None:
     args = parser.parse_args()
     task = FlowTask(f"{config.data_root()}/train/photos")
     pairs = task.validation(args.layered, args.world, args.size)
-    settings = [(refine, None) for refine in args.refine]
-    settings += [("fuse", threshold) for threshold in args.fuse_thresholds]
+    settings = {f"refine {refine}": {"refine": refine} for refine in args.refine}
+    settings |= {f"refine fuse, fuse_threshold {threshold:g}": {"refine": "fuse", "fuse_threshold": threshold}
+                 for threshold in args.fuse_thresholds}
+    if args.keep_occluded:
+        settings["refine fuse, fuse_keep_occluded"] = {"refine": "fuse", "fuse_keep_occluded": True}
     estimators = {"dis": DISFlow()}
     for tokens in args.max_tokens:
-        for refine, threshold in settings:
-            name = f"learned, max_tokens {tokens}, refine {refine}" + (f", fuse_threshold {threshold:g}"
-                                                                      if threshold is not None else "")
-            estimators[name] = LearnedFlow(args.checkpoint, tokens, refine, fuse_threshold=threshold)
+        for name, setting in settings.items():
+            estimators[f"learned, max_tokens {tokens}, {name}"] = LearnedFlow(args.checkpoint, tokens, **setting)
     warp_cases = list(world_cases([8], 9, args.warp_clips_per_kind, 128, VALIDATION_SEED))
     real_cases = list(video_cases([f"{config.data_root()}/train/videos"], args.video_frames)) if args.video_frames else []
     with hydra.initialize_config_module("conf", version_base="1.3"):

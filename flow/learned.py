@@ -43,7 +43,7 @@ from checkpoints import shipped
 from flow.base import FlowEstimator
 from flow.opencv import DISFlow
 from inbetween.errors import InbetweenError
-from inbetween.warp import backward_warp, round_trip
+from inbetween.warp import backward_warp, occlusion_mask, round_trip
 from inbetween.weights import load_weights, read_config, save_folder
 
 NETWORK = "flow"  # flow.safetensors
@@ -324,17 +324,26 @@ def warp_cost(image0: torch.Tensor, image1: torch.Tensor, flow: torch.Tensor, wi
     return F.avg_pool2d(difference, window, 1, window // 2, count_include_pad=False)
 
 
+#: Forward-backward tolerance (:func:`inbetween.warp.occlusion_mask`'s ``alpha``, ``beta``) under which
+#: :func:`fuse_flows` with ``keep_occluded`` takes a fused pixel to be seen in the other image; picked on
+#: held-back pairs (the flow model card).
+FUSE_OCCLUSION_TEST = (0.05, 2.0)
+
+
 def fuse_flows(image0: torch.Tensor, image1: torch.Tensor, base: tuple[torch.Tensor, torch.Tensor],
-               refined: tuple[torch.Tensor, torch.Tensor], window: int, threshold: float | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               refined: tuple[torch.Tensor, torch.Tensor], window: int, threshold: float | None = None,
+               keep_occluded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pixel and direction, ``refined``'s flow where it warps the other image better
     (:func:`warp_cost` over ``window``), else ``base``'s. With a ``threshold`` (pixels), not where
-    ``refined``'s round trip (:func:`round_trip_error`) is both over it and longer than ``base``'s.
+    ``refined``'s round trip (:func:`round_trip_error`) is both over it and longer than ``base``'s. With
+    ``keep_occluded``, ``base``'s flow wherever the fused pair fails the :data:`FUSE_OCCLUSION_TEST`.
 
     ``image0``, ``image1``: ``(B, 3, H, W)``; ``base``, ``refined``: ``(flow_01, flow_10)``, each
     ``(B, 2, H, W)``; returns the fused pair. Warping better picks the precise flow on texture and
     edges. On a flat region a wrong match warps as well as the right one, but the two directions
-    rarely agree on it, which the round trip catches.
+    rarely agree on it, which the round trip catches. A pixel hidden in the other image is warped right
+    by no flow, and the one that warps it better is a wrong match: ``keep_occluded`` gives such pixels
+    (and any other the fused pair cannot follow there and back) ``base``'s flow, the motion.
     """
     fused = []
     for first, second, (flow, back), (better, better_back) in ((image0, image1, base, refined),
@@ -344,6 +353,9 @@ def fuse_flows(image0: torch.Tensor, image1: torch.Tensor, base: tuple[torch.Ten
             refined_error = round_trip_error(better, better_back)
             take &= (refined_error < threshold) | (refined_error <= round_trip_error(flow, back))
         fused.append(torch.where(take, better, flow))
+    if keep_occluded:
+        seen = [occlusion_mask(there, back, *FUSE_OCCLUSION_TEST) > 0.5 for there, back in (fused, fused[::-1])]
+        fused = [torch.where(visible, flow, motion) for visible, flow, motion in zip(seen, fused, base)]
     return fused[0], fused[1]
 
 
@@ -367,12 +379,17 @@ class LearnedFlow(FlowEstimator):
     * ``fuse_threshold`` (pixels, or None): ``fuse`` also keeps the network's flow where DIS's two
       directions disagree by more than this and more than the network's. It cuts the end-point error
       (most on flat regions) but warps real footage worse, so it is off by default (see the README).
+    * ``fuse_keep_occluded``: ``fuse`` gives the network's flow back to every pixel the fused pair cannot
+      follow to the other image and back (:func:`fuse_flows`): mostly pixels hidden there, where the
+      flow that warps better is a wrong match. The flow is then the motion (a fraction of the end-point
+      error), but flow warping of flat shapes renders worse along it (the flow model card).
     """
 
     name = "learned"
 
     def __init__(self, checkpoint: str | None = None, max_tokens: int = MAX_TOKENS, refine: str = "fuse",
-                 fuse_window: int = 5, fuse_threshold: float | None = None, device: str = "cpu") -> None:
+                 fuse_window: int = 5, fuse_threshold: float | None = None, fuse_keep_occluded: bool = False,
+                 device: str = "cpu") -> None:
         if max_tokens < 16:
             raise InbetweenError(f"max_tokens must be 16 or more, got {max_tokens}.")
         if refine not in REFINEMENTS:
@@ -384,7 +401,7 @@ class LearnedFlow(FlowEstimator):
         self.device = torch.device(device)
         self.network = load_network(checkpoint or shipped("flow"), self.device)
         self.max_tokens, self.refine = max_tokens, refine
-        self.fuse_window, self.fuse_threshold = fuse_window, fuse_threshold
+        self.fuse_window, self.fuse_threshold, self.fuse_keep_occluded = fuse_window, fuse_threshold, fuse_keep_occluded
         self.dis = DISFlow()
 
     @torch.no_grad()
@@ -400,7 +417,7 @@ class LearnedFlow(FlowEstimator):
         if self.refine == "dis":
             return refined[0], refined[1]
         return fuse_flows(image0, image1, (flows[0], flows[1]), (refined[0], refined[1]), self.fuse_window,
-                          self.fuse_threshold)
+                          self.fuse_threshold, self.fuse_keep_occluded)
 
     def _network_flows(self, image0: torch.Tensor, image1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's two flows at the images' size, matched at most ``max_tokens`` positions."""

@@ -155,6 +155,23 @@ def test_fusion_takes_the_flow_that_warps_better_and_with_a_threshold_only_where
     assert torch.equal(fuse_flows(image0, image1, base, base, 5, 2.0)[0], base[0])  # ties: the base
 
 
+def test_fusion_with_keep_occluded_gives_what_the_fused_pair_cannot_follow_back_the_base_flow():
+    """A texture panning 30 px; the base flows stand still. A refined forward flow that is exact warps
+    better and is taken; with ``keep_occluded`` it is given back where the fused pair fails the round
+    trip (the backward flow stayed still), and kept where the refined backward flow matches it."""
+    frame0, frame1 = textured_frames(2, 64, 192, shift=30)
+    image0, image1 = from_uint8(frame0)[None], from_uint8(frame1)[None]
+    truth = torch.zeros(1, 2, 64, 192)
+    truth[:, 0] = 30.0
+    still = (torch.zeros_like(truth), torch.zeros_like(truth))
+    one_way = (truth, still[1])
+    assert torch.equal(fuse_flows(image0, image1, still, one_way, 5)[0][..., :160], truth[..., :160])
+    assert torch.equal(fuse_flows(image0, image1, still, one_way, 5, keep_occluded=True)[0], still[0])
+    both_ways = fuse_flows(image0, image1, still, (truth, -truth), 5, keep_occluded=True)
+    assert torch.equal(both_ways[0][..., :160], truth[..., :160])
+    assert torch.equal(both_ways[1][..., 32:], -truth[..., 32:])
+
+
 def test_flo_files_round_trip(tmp_path):
     flow = np.random.default_rng(0).normal(size=(2, 5, 7)).astype(np.float32)
     path = tmp_path / "f.flo"
