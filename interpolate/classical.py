@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -92,16 +91,18 @@ class NeighbourPaths:
     """How far the pixels of a gap's left and right keyframe have moved by any time ``t``, bent through
     the shot's keyframes beyond the gap; fitted once per gap, evaluated per time by :meth:`at`.
 
-    Each keyframe's pixels are followed to every keyframe from ``k - 1`` to ``k + 2`` that exists
-    (the far neighbour through the gap's flow, then on along the neighbour's flow sampled where they
-    landed) and moved along the circle through those positions (:class:`inbetween.warp.ArcPath`; the
-    polynomial, cubic in a middle gap and quadratic in a first or last one, where they lie on a
-    line). A neighbour counts for a pixel only where the flows that follow it there pass their
-    forward-backward test (:data:`NEIGHBOUR_TRUST`, widened by a pixel so that an object's outline
-    bends with it): crossing objects hide each other from some keyframes, and a wrong flow there
-    would bend a straight path. Such a pixel keeps the path through the other keyframes. However
-    it is bent, a path stays within :data:`NEIGHBOUR_BEND_SHARE` of the pixel's flow across the gap
-    of the straight one.
+    Each keyframe's pixels are followed to each keyframe beyond the gap, ``k - 1`` and ``k + 2``, that
+    exists (the far neighbour through the gap's flow, then on along the neighbour's flow sampled where
+    they landed); each such neighbour bends the straight path along the circle through the three
+    positions (:class:`inbetween.warp.ArcPath`; the quadratic, as in quadratic video interpolation,
+    where they lie on a line). In a middle gap the two bends count only as far as they agree
+    (:func:`_agreed_bend`): a steady ease or arc bends both alike, while one uneven step (a stutter
+    in capture) bends only one of them. A neighbour counts for a pixel only where the flows that
+    follow it there pass their forward-backward test (:data:`NEIGHBOUR_TRUST`, widened by a pixel so
+    that an object's outline bends with it): crossing objects hide each other from some keyframes,
+    and a wrong flow there would bend a straight path; such a pixel is bent by the other neighbour
+    alone. However it is bent, a path stays within :data:`NEIGHBOUR_BEND_SHARE` of the pixel's flow
+    across the gap of the straight one.
     """
 
     def __init__(self, flow_lr: torch.Tensor, flow_rl: torch.Tensor, neighbours: Neighbours) -> None:
@@ -111,14 +112,59 @@ class NeighbourPaths:
             left_beyond[-1], right_beyond[-2] = _followed_to(neighbours.before, flow_rl, flow_lr)
         if neighbours.after is not None:
             right_beyond[1], left_beyond[2] = _followed_to(neighbours.after, flow_lr, flow_rl)
-        self.left = _paths_through_trusted({1: flow_lr}, left_beyond)
-        self.right = _paths_through_trusted({-1: flow_rl}, right_beyond)
+        self.left = _BentPath(1, flow_lr, left_beyond)
+        self.right = _BentPath(-1, flow_rl, right_beyond)
 
     def at(self, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(D0, D1)`` at time ``t`` (a float, or ``(B, 1, 1, 1)``), each ``(B, 2, H, W)``: the ``paths``
         of :func:`inbetween.warp.time_flows`."""
-        return (_bend_capped(sum(weight * path.at(t) for weight, path in self.left), self.flow_lr, t),
-                _bend_capped(sum(weight * path.at(t - 1) for weight, path in self.right), self.flow_rl, 1 - t))
+        return (_bend_capped(self.left.at(t), self.flow_lr, t),
+                _bend_capped(self.right.at(t - 1), self.flow_rl, 1 - t))
+
+
+class _BentPath:
+    """One keyframe's pixels' path through the keyframes beyond the gap (see :class:`NeighbourPaths`).
+
+    ``across``: where the gap's other keyframe is, in gaps (1 for the left keyframe, -1 for the right);
+    ``flow`` ``(B, 2, H, W)``: the pixels' flow to it; ``beyond[j] = (position, trusted)``: their
+    displacement ``(B, 2, H, W)`` to the keyframe ``j`` gaps away beyond the gap, and the trust in it
+    ``(B, 1, H, W)`` in ``[0, 1]``.
+    """
+
+    def __init__(self, across: int, flow: torch.Tensor, beyond: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.across, self.flow = across, flow
+        self.sides = [(trusted, ArcPath({across: flow, node: position})) for node, (position, trusted) in beyond.items()]
+
+    def at(self, s: float | torch.Tensor) -> torch.Tensor:
+        """The displacement ``(B, 2, H, W)`` at time ``s``, in gaps from this keyframe (as
+        :meth:`inbetween.warp.ArcPath.at`): the straight path plus each trusted neighbour's bend."""
+        straight = (s / self.across) * self.flow
+        bends = [(trusted, path.at(s) - straight) for trusted, path in self.sides]
+        if len(bends) < 2:
+            return straight + sum(trusted * bend for trusted, bend in bends)
+        (trusted_a, bend_a), (trusted_b, bend_b) = bends
+        return straight + (trusted_a * trusted_b * _agreed_bend(bend_a, bend_b, self.flow)
+                           + trusted_a * (1 - trusted_b) * bend_a + (1 - trusted_a) * trusted_b * bend_b)
+
+
+def _minmod(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The smaller in size of ``a`` and ``b`` where they have the same sign, else 0 (elementwise)."""
+    return torch.where(a * b > 0, torch.sign(a) * torch.minimum(a.abs(), b.abs()), torch.zeros_like(a))
+
+
+def _agreed_bend(bend_a: torch.Tensor, bend_b: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """What two bends of a path ``(B, 2, H, W)`` agree on: along the pixel's ``flow`` across the gap
+    (its timing: ease in or out) and across it (its curve) separately, the smaller of the two where
+    they bend the same way, none where they bend opposite ways (a minmod limiter, as slope limiters
+    in numerical schemes: a change of speed or direction that only one side of the gap shows is not
+    followed)."""
+    along = flow / flow.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    normal = torch.cat([-along[:, 1:], along[:, :1]], 1)
+
+    def agreed(direction: torch.Tensor) -> torch.Tensor:
+        return _minmod((bend_a * direction).sum(1, keepdim=True), (bend_b * direction).sum(1, keepdim=True)) * direction
+
+    return agreed(along) + agreed(normal)
 
 
 def _bend_capped(bent: torch.Tensor, flow: torch.Tensor, way: float | torch.Tensor) -> torch.Tensor:
@@ -156,22 +202,6 @@ def _trusted(flow_fw: torch.Tensor, flow_bw: torch.Tensor) -> torch.Tensor:
     """``(B, 1, H, W)``, 1 where a pixel's flow passes the :data:`NEIGHBOUR_TRUST` round trip or a pixel
     next to it does, else 0."""
     return torch.nn.functional.max_pool2d(occlusion_mask(flow_fw, flow_bw, *NEIGHBOUR_TRUST), 3, 1, 1)
-
-
-def _paths_through_trusted(positions: dict[int, torch.Tensor], beyond: dict[int, tuple[torch.Tensor, torch.Tensor]]
-                           ) -> list[tuple[torch.Tensor | float, ArcPath]]:
-    """The :class:`inbetween.warp.ArcPath` through ``positions`` and each subset of the keyframes
-    ``beyond`` (``beyond[j] = (position, trusted)``, ``trusted`` ``(B, 1, H, W)`` in ``[0, 1]``), with the
-    weight of each: the product of the trust of those it goes through and the distrust of the others."""
-    paths = []
-    for kept in itertools.product((True, False), repeat=len(beyond)):
-        weight, through = 1.0, dict(positions)
-        for (node, (position, trusted)), keep in zip(beyond.items(), kept):
-            weight = weight * (trusted if keep else 1 - trusted)
-            if keep:
-                through[node] = position
-        paths.append((weight, ArcPath(through)))
-    return paths
 
 
 #: :func:`agreement_weight`'s box (pixels), temperature and margin (both in 8-bit levels), picked on the

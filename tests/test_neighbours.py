@@ -115,6 +115,36 @@ def test_a_bent_path_stays_within_its_share_of_the_gap_flow_of_the_straight_one(
     torch.testing.assert_close(capped[40.0], free[40.0] * 4.0 / free[40.0].norm(dim=0))
 
 
+def middle_gap_left_path(before: float, after: float, across: float = 6.0) -> torch.Tensor:
+    """The left keyframe's pixels at ``t = 0.5`` of a middle gap moving ``across`` px to the right, with
+    the keyframe before it ``before`` px to its left and the one after the gap ``after`` px right of
+    the right keyframe (uniform flows, 24 x 48), as a displacement ``(2,)`` at a pixel whose flows stay
+    inside the frame."""
+    def flow(dx: float) -> torch.Tensor:
+        return field(dx, 0.0, 24, 48)
+
+    image = torch.zeros(1, 3, 24, 48)
+    neighbours = Neighbours(before=Neighbour(image, flow_from_gap=flow(-before), flow_to_gap=flow(before)),
+                            after=Neighbour(image, flow_from_gap=flow(after), flow_to_gap=flow(-after)))
+    return NeighbourPaths(flow(across), flow(-across), neighbours).at(0.5)[0][0, :, 12, 16]
+
+
+def test_a_middle_gap_bends_only_as_far_as_both_neighbours_agree(monkeypatch):
+    """The keyframes on either side of a middle gap each imply a bend: a steady acceleration is
+    followed (both agree), a speed change that only one side shows (a stutter in capture) is not."""
+    monkeypatch.setattr(classical, "NEIGHBOUR_BEND_SHARE", math.inf)
+    # steady acceleration (steps of 4, 8 and 12 px between the keyframes): t = 0.5 is 3.5 px on, not 4
+    torch.testing.assert_close(middle_gap_left_path(4.0, 12.0, 8.0), torch.tensor([3.5, 0.0]))
+    # steady speed before the gap, faster after it: the straight path
+    torch.testing.assert_close(middle_gap_left_path(6.0, 9.0), torch.tensor([3.0, 0.0]))
+    # both sides faster than the gap (they disagree: slow down, then speed up): straight
+    torch.testing.assert_close(middle_gap_left_path(9.0, 9.0), torch.tensor([3.0, 0.0]))
+    # both accelerate, by different amounts: the smaller bend
+    smaller = middle_gap_left_path(4.0, 12.0, 8.0)
+    torch.testing.assert_close(middle_gap_left_path(4.0, 14.0, 8.0), smaller)
+    torch.testing.assert_close(middle_gap_left_path(3.0, 12.0, 8.0), smaller)
+
+
 def world_shot(kind: str, seed: int, size: int = 64, keyframes: int = 4, stride: int = 6):
     """A world clip as a shot: frames uint8 ``(N, S, S, 3)``, keyframe tensors and exact gap flows."""
     clip = Clip.random(seed, kind)
