@@ -133,6 +133,7 @@ class _BentPath:
 
     def __init__(self, across: int, flow: torch.Tensor, beyond: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
         self.across, self.flow = across, flow
+        self.axes = _motion_axes(flow)
         self.sides = [(trusted, ArcPath({across: flow, node: position})) for node, (position, trusted) in beyond.items()]
 
     def at(self, s: float | torch.Tensor) -> torch.Tensor:
@@ -143,7 +144,7 @@ class _BentPath:
         if len(bends) < 2:
             return straight + sum(trusted * bend for trusted, bend in bends)
         (trusted_a, bend_a), (trusted_b, bend_b) = bends
-        return straight + (trusted_a * trusted_b * _agreed_bend(bend_a, bend_b, self.flow)
+        return straight + (trusted_a * trusted_b * _agreed_bend(bend_a, bend_b, self.axes)
                            + trusted_a * (1 - trusted_b) * bend_a + (1 - trusted_a) * trusted_b * bend_b)
 
 
@@ -152,19 +153,23 @@ def _minmod(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(a * b > 0, torch.sign(a) * torch.minimum(a.abs(), b.abs()), torch.zeros_like(a))
 
 
-def _agreed_bend(bend_a: torch.Tensor, bend_b: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """What two bends of a path ``(B, 2, H, W)`` agree on: along the pixel's ``flow`` across the gap
-    (its timing: ease in or out) and across it (its curve) separately, the smaller of the two where
-    they bend the same way, none where they bend opposite ways (a minmod limiter, as slope limiters
-    in numerical schemes: a change of speed or direction that only one side of the gap shows is not
-    followed)."""
+def _motion_axes(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unit vectors ``(B, 2, H, W)`` along a pixel's ``flow`` ``(B, 2, H, W)`` across the gap and
+    across it (turned a quarter counter-clockwise)."""
     along = flow / flow.norm(dim=1, keepdim=True).clamp(min=1e-6)
-    normal = torch.cat([-along[:, 1:], along[:, :1]], 1)
+    return along, torch.cat([-along[:, 1:], along[:, :1]], 1)
 
+
+def _agreed_bend(bend_a: torch.Tensor, bend_b: torch.Tensor, axes: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """What two bends of a path ``(B, 2, H, W)`` agree on: along the pixel's flow across the gap
+    (its timing: ease in or out) and across it (its curve) separately (``axes``, from
+    :func:`_motion_axes`), the smaller of the two where they bend the same way, none where they bend
+    opposite ways (a minmod limiter, as slope limiters in numerical schemes: a change of speed or
+    direction that only one side of the gap shows is not followed)."""
     def agreed(direction: torch.Tensor) -> torch.Tensor:
         return _minmod((bend_a * direction).sum(1, keepdim=True), (bend_b * direction).sum(1, keepdim=True)) * direction
 
-    return agreed(along) + agreed(normal)
+    return sum(agreed(direction) for direction in axes)
 
 
 def _bend_capped(bent: torch.Tensor, flow: torch.Tensor, way: float | torch.Tensor) -> torch.Tensor:
