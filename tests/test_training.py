@@ -29,6 +29,9 @@ from tests.conftest import REPO, inbetween_executable, load_run, started_cli
 TOY = REPO / "tests" / "toy_stage"
 STEPS = 60  # conf: checkpoint every 10, log every 10, sample every 20
 SLOW_STEP = "task.delay_s=0.03"  # room to kill a run part-way; changes no number
+#: Slower still for the run that a test stops: 5 s from its first checkpoint to its end, room for a
+#: loaded machine to send the signal in time (1.5 s with SLOW_STEP ran out once in CI).
+STOPPABLE_STEP = "task.delay_s=0.1"
 
 
 def toy_env(**extra: str) -> dict[str, str]:
@@ -106,7 +109,7 @@ def test_outputs(finished):
 
 def stop_after_first_checkpoint(output: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
     """Start a slow toy run, send it ``stop`` once its first checkpoint exists, wait for it to end."""
-    with started_cli(*train_args(output, SLOW_STEP), cwd=output.parent, env=toy_env(), stdout=subprocess.PIPE,
+    with started_cli(*train_args(output, STOPPABLE_STEP), cwd=output.parent, env=toy_env(), stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, text=True) as process:
         deadline = time.monotonic() + 120
         while not (output / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
