@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,6 +42,8 @@ from inbetween.video import from_uint8
 from interpolate.classical import NeighbourPaths
 
 KEYFRAMES, STRIDE = 4, 4
+#: ``inbetween evaluate`` scores the shared videos' first frames; later ones are validation data here.
+EVALUATION_FRAMES = 61
 PARTS = ("first gap", "middle gap", "last gap", "all")
 #: Pixels bent by less than this (px) count in neither ``bend closer`` nor ``bend further``.
 BENT = 0.1
@@ -56,26 +59,24 @@ def gap_measures(case: Case, estimator, min_motion: float, uneven: float) -> dic
         return None
     paths = NeighbourPaths(flow_lr, flow_rl, case_neighbours(case, estimator))
     along = flow_lr[0][:, moving]  # (2, P)
-    measures = defaultdict(list)
+    positions, off_straight, bend_sizes, bent, closer, further = [], [], [], 0, 0, 0
     for j, t in enumerate(case.times):
-        found = to_truth[j][:, moving]
-        straight = t * along
-        bent = paths.at(t)[0][0][:, moving]
-        position = float(((found * along).sum(0) / (along * along).sum(0)).median())
-        measures[f"position {j + 1}"] = position
-        measures["uneven"].append(abs(position - t) > uneven)
-        measures["off straight"].append(float((found - straight).norm(dim=0).mean()))
-        bend = (bent - straight).norm(dim=0)
-        measures["bend"].append(float(bend.mean()))
-        is_bent = bend > BENT
-        gain = (found - straight).norm(dim=0) - (found - bent).norm(dim=0)
-        measures["bent"].append(int(is_bent.sum()))
-        measures["closer"].append(int((is_bent & (gain > 0)).sum()))
-        measures["further"].append(int((is_bent & (gain < 0)).sum()))
-    return {**{key: value for key, value in measures.items() if key.startswith("position")},
-            "uneven": float(any(measures["uneven"])), "off straight": float(np.mean(measures["off straight"])),
-            "bend": float(np.mean(measures["bend"])), "bent": sum(measures["bent"]),
-            "closer": sum(measures["closer"]), "further": sum(measures["further"])}
+        found, straight = to_truth[j][:, moving], t * along
+        bend = paths.at(t)[0][0][:, moving] - straight
+        positions.append(float(((found * along).sum(0) / (along * along).sum(0)).median()))
+        miss_straight = (found - straight).norm(dim=0)
+        gain = miss_straight - (found - straight - bend).norm(dim=0)
+        bend_size = bend.norm(dim=0)
+        is_bent = bend_size > BENT
+        off_straight.append(float(miss_straight.mean()))
+        bend_sizes.append(float(bend_size.mean()))
+        bent += int(is_bent.sum())
+        closer += int((is_bent & (gain > 0)).sum())
+        further += int((is_bent & (gain < 0)).sum())
+    return {**{f"position {j + 1}": position for j, position in enumerate(positions)},
+            "uneven": float(any(abs(position - t) > uneven for position, t in zip(positions, case.times))),
+            "off straight": float(np.mean(off_straight)), "bend": float(np.mean(bend_sizes)),
+            "bent": bent, "closer": closer, "further": further}
 
 
 def summary_row(video: str, part: str, gaps: list[dict[str, float]]) -> dict[str, object]:
@@ -99,8 +100,10 @@ def main() -> None:
     parser.add_argument("--min-motion", type=float, default=3.0)
     parser.add_argument("--uneven", type=float, default=0.1)
     args = parser.parse_args()
-    if args.first_frame < 61 and any("shared" in path for path in args.videos):
-        print("note: frames before 61 of the shared videos are evaluation data: report, never tune on them")
+    evaluation_videos = Path(config.data_root(), "videos").resolve()
+    if args.first_frame < EVALUATION_FRAMES and any(Path(path).resolve() == evaluation_videos for path in args.videos):
+        print(f"note: the first {EVALUATION_FRAMES} frames of {evaluation_videos} are evaluation data: "
+              "report them, never choose a setting on them")
     estimator = DISFlow()
     by_part: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     cases = list(video_shot_cases(args.videos, args.frames, KEYFRAMES, STRIDE, args.first_frame))
